@@ -1,0 +1,158 @@
+//! Liveness: telling a live socket from a stale one, even after SIGKILL.
+//!
+//! The process that creates a socket takes an exclusive `flock` on the
+//! socket's `.lock` file and keeps the descriptor open for its lifetime.
+//! `flock` locks belong to the open file description, so forked children
+//! (prefork servers) share it: the lock is held while any of them lives, and
+//! the kernel drops it when the last one dies, however it dies. Anyone can
+//! then ask [`is_held`]; whoever wins [`try_acquire`] on a free lock may
+//! remove the stale files.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use crate::naming;
+
+/// How often a contended probe is retried: [`is_held`] takes the lock for a
+/// moment, so a competing [`try_acquire`] can lose to a prober, not to an owner.
+const PROBE_RETRIES: u32 = 20;
+
+fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
+    loop {
+        // SAFETY: the descriptor is valid for the lifetime of `file`.
+        if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Takes the lock at `path` (created 0600 if missing). `Ok(None)` means a live
+/// process holds it. The returned descriptor is close-on-exec and holds the
+/// lock until every copy of it is closed.
+pub fn try_acquire(path: &Path) -> io::Result<Option<OwnedFd>> {
+    for attempt in 0..=PROBE_RETRIES {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(path)?;
+        if !flock(&file, libc::LOCK_EX)? {
+            if attempt < PROBE_RETRIES {
+                std::thread::yield_now();
+                continue;
+            }
+            return Ok(None);
+        }
+        // Someone who held the lock before us may have removed the file and a
+        // third party created a new one: a lock on an unlinked inode guards nothing.
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.ino() == file.metadata()?.ino() => return Ok(Some(file.into())),
+            _ => continue,
+        }
+    }
+    Ok(None)
+}
+
+/// Whether a live process holds the lock at `path`. A missing lock file is not held.
+pub fn is_held(path: &Path) -> bool {
+    let Ok(file) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+    else {
+        return false;
+    };
+    // Taking a shared lock succeeds only if nobody holds it exclusively;
+    // it is released again when `file` drops.
+    !matches!(flock(&file, libc::LOCK_SH), Ok(true))
+}
+
+/// Whether the socket at `socket` is owned by a live process.
+pub fn socket_is_live(socket: &Path) -> bool {
+    is_held(&naming::lock_path(socket))
+}
+
+/// Removes a socket, its sidecar and its lock if their owner is gone.
+/// Returns whether they were stale (and so removed); a live socket is never touched.
+pub fn remove_if_stale(socket: &Path) -> io::Result<bool> {
+    let lock = naming::lock_path(socket);
+    let Some(_held) = try_acquire(&lock)? else {
+        return Ok(false);
+    };
+    remove_entry_files(socket);
+    Ok(true)
+}
+
+/// Removes a socket's files; the caller must hold its lock.
+pub fn remove_entry_files(socket: &Path) {
+    let _ = fs::remove_file(naming::sidecar_path(socket));
+    let _ = fs::remove_file(socket);
+    let _ = fs::remove_file(naming::lock_path(socket));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("agentfs-liveness-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn held_until_dropped() {
+        let lock = scratch("held").join("a.lock");
+        assert!(!is_held(&lock));
+        let held = try_acquire(&lock).unwrap().expect("free lock");
+        assert!(is_held(&lock));
+        assert!(try_acquire(&lock).unwrap().is_none());
+        drop(held);
+        assert!(!is_held(&lock));
+    }
+
+    #[test]
+    fn held_by_a_child_process_and_freed_when_it_dies() {
+        let dir = scratch("child");
+        let lock = dir.join("a.lock");
+        // flock(1) holds the lock for as long as it lives: a real other process.
+        // `-o` keeps the lock out of its shell child, so killing flock frees it.
+        let mut child = std::process::Command::new("flock")
+            .arg("-o")
+            .arg(&lock)
+            .args(["-c", "read _"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("flock(1) from util-linux");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_held(&lock) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "child never took the lock"
+            );
+            std::thread::yield_now();
+        }
+        let socket = dir.join("a.sock");
+        fs::write(&socket, b"").unwrap();
+        assert!(!remove_if_stale(&socket).unwrap());
+        assert!(socket.exists());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(remove_if_stale(&socket).unwrap());
+        assert!(!socket.exists() && !lock.exists());
+    }
+}

@@ -1,0 +1,353 @@
+//! The sidecar: a JSON file beside each socket saying whose socket it is.
+//!
+//! Written atomically (temporary dotfile, then rename) only once the socket
+//! listens, so a reader that sees a sidecar can connect. The rename is also
+//! the discovery signal: every file watcher backend reports it, while macOS
+//! FSEvents reports nothing when a socket file is created.
+//!
+//! Readers treat the run directory as hostile: [`read_checked`] refuses
+//! symlinks, oversized or foreign files, unknown versions, and sockets that
+//! are not sockets in the run directory.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::layout::current_uid;
+
+/// The schema version this code writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Sidecars larger than this are refused unread.
+pub const MAX_BYTES: u64 = 64 * 1024;
+
+/// Who made the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The shim converted the app's own TCP listener.
+    Shim,
+    /// `agentfs bridge` forwards the socket to the app's TCP port.
+    Bridge,
+    /// `agentfs route` named a socket nobody in agentfs made.
+    Manual,
+}
+
+/// Sidecar schema, version 1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sidecar {
+    pub version: u32,
+    pub kind: Kind,
+    pub app: String,
+    pub instance: String,
+    /// The process that made the socket (for a bridge, the bridge itself).
+    pub pid: u32,
+    /// Absolute path of the socket.
+    pub socket: PathBuf,
+    /// The address the app asked to listen on, e.g. `0.0.0.0` or `::1`.
+    pub address: String,
+    /// The port the app asked for (a fake one when it asked for 0).
+    pub port: u16,
+    /// Whether this is the instance's first listener, `{app}-{instance}.sock`.
+    pub primary: bool,
+    /// `{instance}.{app}.localhost`
+    pub hostname: String,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// For a bridge: the TCP address it forwards to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// Why a sidecar was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejected {
+    #[error("is a symlink")]
+    Symlink,
+    #[error("is not a regular file")]
+    NotAFile,
+    #[error("is {0} bytes, over the {MAX_BYTES}-byte limit")]
+    TooLarge(u64),
+    #[error("belongs to uid {0}, not to us")]
+    ForeignOwner(u32),
+    #[error("is not valid JSON for a sidecar: {0}")]
+    Unparseable(String),
+    #[error("has unknown version {0}")]
+    UnknownVersion(serde_json::Value),
+    #[error("names socket {0}, which is outside the run directory")]
+    SocketOutsideRunDir(PathBuf),
+    #[error("names {0}, which is not a socket")]
+    NotASocket(PathBuf),
+    #[error("names socket {0}, which belongs to another user")]
+    ForeignSocket(PathBuf),
+    #[error("has an app or instance that is not a DNS label")]
+    BadName,
+    #[error("could not be read: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The current time as RFC 3339 (UTC, seconds).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+impl Sidecar {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a sidecar always serialises")
+    }
+
+    /// Parses a sidecar, checking the version before the rest of the schema
+    /// so a future version is reported as such rather than as garbage.
+    pub fn parse(bytes: &[u8]) -> Result<Sidecar, Rejected> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| Rejected::Unparseable(e.to_string()))?;
+        match value.get("version") {
+            Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
+            Some(v) => return Err(Rejected::UnknownVersion(v.clone())),
+            None => return Err(Rejected::Unparseable("no version field".into())),
+        }
+        let sidecar: Sidecar =
+            serde_json::from_value(value).map_err(|e| Rejected::Unparseable(e.to_string()))?;
+        if !crate::naming::is_label(&sidecar.app) || !crate::naming::is_label(&sidecar.instance) {
+            return Err(Rejected::BadName);
+        }
+        Ok(sidecar)
+    }
+
+    /// Writes the sidecar to `path` atomically, mode 0600.
+    pub fn write_atomic(&self, path: &Path) -> io::Result<()> {
+        write_atomic(path, self.to_json().as_bytes())
+    }
+}
+
+/// Writes `bytes` to a temporary dotfile beside `path`, then renames it into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let tmp = dir.join(format!(
+        ".{}.{}.{nanos}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a sidecar from the run directory as a hostile file, and checks that
+/// the socket it names is a socket of ours inside `run_dir`.
+pub fn read_checked(path: &Path, run_dir: &Path) -> Result<Sidecar, Rejected> {
+    let sidecar = read_file_checked(path)?;
+    let socket = &sidecar.socket;
+    if socket.parent() != Some(run_dir)
+        || socket
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(Rejected::SocketOutsideRunDir(socket.clone()));
+    }
+    let meta = fs::symlink_metadata(socket).map_err(|_| Rejected::NotASocket(socket.clone()))?;
+    if !meta.file_type().is_socket() {
+        return Err(Rejected::NotASocket(socket.clone()));
+    }
+    if meta.uid() != current_uid() {
+        return Err(Rejected::ForeignSocket(socket.clone()));
+    }
+    Ok(sidecar)
+}
+
+/// Reads and parses a sidecar file without trusting it: no symlinks, no
+/// foreign owner, at most [`MAX_BYTES`] read even if it grows meanwhile.
+pub fn read_file_checked(path: &Path) -> Result<Sidecar, Rejected> {
+    let meta = fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Err(Rejected::Symlink);
+    }
+    if !meta.is_file() {
+        return Err(Rejected::NotAFile);
+    }
+    if meta.uid() != current_uid() {
+        return Err(Rejected::ForeignOwner(meta.uid()));
+    }
+    if meta.len() > MAX_BYTES {
+        return Err(Rejected::TooLarge(meta.len()));
+    }
+    // O_NOFOLLOW closes the gap between the check above and the open;
+    // O_NONBLOCK keeps a FIFO swapped in meanwhile from blocking us.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(Rejected::NotAFile);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(Rejected::TooLarge(bytes.len() as u64));
+    }
+    Sidecar::parse(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(socket: PathBuf) -> Sidecar {
+        Sidecar {
+            version: VERSION,
+            kind: Kind::Shim,
+            app: "web".into(),
+            instance: "a1".into(),
+            pid: 42,
+            socket,
+            address: "0.0.0.0".into(),
+            port: 3000,
+            primary: true,
+            hostname: "a1.web.localhost".into(),
+            argv: vec!["node".into(), "server.js".into()],
+            cwd: "/src/web".into(),
+            started_at: now_rfc3339(),
+            target: None,
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("agentfs-sidecar-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn round_trips_and_names_fields_as_documented() {
+        let car = sample("/r/web-a1.sock".into());
+        let json = car.to_json();
+        for field in [
+            "version",
+            "kind",
+            "app",
+            "instance",
+            "pid",
+            "socket",
+            "address",
+            "port",
+            "primary",
+            "hostname",
+            "argv",
+            "cwd",
+            "started_at",
+        ] {
+            assert!(
+                json.contains(&format!("\"{field}\"")),
+                "{field} missing from {json}"
+            );
+        }
+        assert!(json.contains("\"shim\""));
+        assert!(!json.contains("target"));
+        assert_eq!(Sidecar::parse(json.as_bytes()).unwrap(), car);
+    }
+
+    #[test]
+    fn unknown_version_and_garbage_are_rejected() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&sample("/r/x.sock".into()).to_json()).unwrap();
+        value["version"] = 2.into();
+        assert!(matches!(
+            Sidecar::parse(value.to_string().as_bytes()),
+            Err(Rejected::UnknownVersion(_))
+        ));
+        assert!(matches!(
+            Sidecar::parse(b"{nope"),
+            Err(Rejected::Unparseable(_))
+        ));
+        assert!(matches!(
+            Sidecar::parse(b"{\"version\":1}"),
+            Err(Rejected::Unparseable(_))
+        ));
+        value["version"] = 1.into();
+        value["app"] = "../etc".into();
+        assert!(matches!(
+            Sidecar::parse(value.to_string().as_bytes()),
+            Err(Rejected::BadName)
+        ));
+    }
+
+    #[test]
+    fn read_checked_wants_a_real_socket_in_the_run_dir() {
+        let dir = scratch("checked");
+        let sock_path = dir.join("web-a1.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+        let car_path = dir.join("web-a1.json");
+        sample(sock_path.clone()).write_atomic(&car_path).unwrap();
+        assert_eq!(read_checked(&car_path, &dir).unwrap().socket, sock_path);
+
+        sample("/etc/passwd".into())
+            .write_atomic(&car_path)
+            .unwrap();
+        assert!(matches!(
+            read_checked(&car_path, &dir),
+            Err(Rejected::SocketOutsideRunDir(_))
+        ));
+
+        fs::write(dir.join("plain.sock"), b"").unwrap();
+        sample(dir.join("plain.sock"))
+            .write_atomic(&car_path)
+            .unwrap();
+        assert!(matches!(
+            read_checked(&car_path, &dir),
+            Err(Rejected::NotASocket(_))
+        ));
+
+        let link = dir.join("link.json");
+        std::os::unix::fs::symlink(&car_path, &link).unwrap();
+        assert!(matches!(read_checked(&link, &dir), Err(Rejected::Symlink)));
+
+        let big = dir.join("big.json");
+        fs::write(&big, vec![b' '; MAX_BYTES as usize + 1]).unwrap();
+        assert!(matches!(
+            read_checked(&big, &dir),
+            Err(Rejected::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporary_files() {
+        let dir = scratch("atomic");
+        write_atomic(&dir.join("a.json"), b"{}").unwrap();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.json")]);
+        assert_eq!(
+            fs::metadata(dir.join("a.json")).unwrap().mode() & 0o777,
+            0o600
+        );
+    }
+}
