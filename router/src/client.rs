@@ -1,0 +1,65 @@
+//! A small client for the router's JSON API over its control socket, for
+//! `agentfs router status`, `agentfs wrap` and tests.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::UnixStream;
+
+/// Largest API answer accepted.
+const MAX_ANSWER: usize = 8 * 1024 * 1024;
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no router answers on {path}: {source}")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the router's answer was cut short: {0}")]
+    Http(String),
+    #[error("the router answered with something that is not its JSON envelope: {0}")]
+    Envelope(String),
+    #[error("the router answered {code}: {message}")]
+    Api { code: String, message: String },
+}
+
+/// `GET path` on the control socket; returns the envelope's `data`.
+pub async fn get(socket: &Path, path: &str) -> Result<Value, ClientError> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|source| ClientError::Connect {
+            path: socket.display().to_string(),
+            source,
+        })?;
+    let http = |e: hyper::Error| ClientError::Http(e.to_string());
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http)?;
+    tokio::spawn(conn);
+    let req = Request::get(path)
+        .header("host", "agentfs.localhost")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+    let resp = sender.send_request(req).await.map_err(http)?;
+    let body = Limited::new(resp.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| ClientError::Http(e.to_string()))?
+        .to_bytes();
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| ClientError::Envelope(e.to_string()))?;
+    match value["status"].as_str() {
+        Some("success") => Ok(value["data"].clone()),
+        Some("error") => Err(ClientError::Api {
+            code: value["error"]["code"].as_str().unwrap_or("").to_owned(),
+            message: value["error"]["message"].as_str().unwrap_or("").to_owned(),
+        }),
+        _ => Err(ClientError::Envelope(value.to_string())),
+    }
+}

@@ -1,0 +1,122 @@
+//! The router's error: what went wrong, on which side, and the status code it becomes.
+//!
+//! Every failure while handling a request is a [`RouteError`]. Its [`Side`]
+//! says whose fault it is (the client's, an instance's, or ours), which is what
+//! decides the status code and what an operator should look at.
+
+use hyper::StatusCode;
+
+/// Whose fault an error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something we will not serve.
+    Downstream,
+    /// An instance could not be reached or failed mid-answer.
+    Upstream,
+    /// A fault of the router itself.
+    Internal,
+}
+
+/// A request the router could not serve. The `code()` strings are the stable
+/// error codes of the JSON API (documented in the crate root).
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("{0} is not a .localhost name this router serves")]
+    Misdirected(String),
+    #[error("no app or instance is registered under {0}")]
+    NoRoute(String),
+    #[error("no such API endpoint: {0}")]
+    NotFound(String),
+    #[error("request already passed through this router: forwarding loop")]
+    Loop,
+    #[error("no instance of {0} could take the request")]
+    NoUpstream(String),
+    #[error("{0} is not listening yet: its bridge could not reach the app")]
+    NotListening(String),
+    #[error("instance failed while answering: {0}")]
+    Upstream(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RouteError {
+    /// Whose fault this is.
+    pub fn side(&self) -> Side {
+        match self {
+            RouteError::BadRequest(_)
+            | RouteError::Misdirected(_)
+            | RouteError::NoRoute(_)
+            | RouteError::NotFound(_)
+            | RouteError::Loop => Side::Downstream,
+            RouteError::NoUpstream(_) | RouteError::NotListening(_) | RouteError::Upstream(_) => {
+                Side::Upstream
+            }
+            RouteError::Internal(_) => Side::Internal,
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RouteError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RouteError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
+            RouteError::NoRoute(_) | RouteError::NotFound(_) => StatusCode::NOT_FOUND,
+            RouteError::Loop => StatusCode::LOOP_DETECTED,
+            RouteError::NoUpstream(_) | RouteError::NotListening(_) | RouteError::Upstream(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            RouteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code used in the JSON error envelope.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RouteError::BadRequest(_) => "BAD_REQUEST",
+            RouteError::Misdirected(_) => "MISDIRECTED",
+            RouteError::NoRoute(_) => "NO_ROUTE",
+            RouteError::NotFound(_) => "NOT_FOUND",
+            RouteError::Loop => "LOOP_DETECTED",
+            RouteError::NoUpstream(_) => "NO_UPSTREAM",
+            RouteError::NotListening(_) => "NOT_LISTENING",
+            RouteError::Upstream(_) => "UPSTREAM_FAILED",
+            RouteError::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sides_map_to_status_families() {
+        let all = [
+            RouteError::BadRequest("x".into()),
+            RouteError::Misdirected("evil.com".into()),
+            RouteError::NoRoute("x.localhost".into()),
+            RouteError::NotFound("/api/x".into()),
+            RouteError::Loop,
+            RouteError::NoUpstream("web".into()),
+            RouteError::NotListening("web".into()),
+            RouteError::Upstream("reset".into()),
+            RouteError::Internal("bug".into()),
+        ];
+        for err in all {
+            let family = err.status().as_u16() / 100;
+            match err.side() {
+                Side::Downstream => assert!(family == 4 || err.status() == 508, "{err}"),
+                Side::Upstream => assert_eq!(err.status(), StatusCode::BAD_GATEWAY),
+                Side::Internal => assert_eq!(family, 5),
+            }
+            assert!(err
+                .code()
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_'));
+        }
+        assert_eq!(RouteError::Misdirected("a".into()).status().as_u16(), 421);
+        assert_eq!(RouteError::Loop.status().as_u16(), 508);
+    }
+}

@@ -1,0 +1,211 @@
+//! The agentfs router: finds every instance in the run directory and routes
+//! `*.localhost` to its Unix sockets.
+//!
+//! # Layout
+//! - [`discovery`]: watches the run directory's sidecars and builds route tables.
+//! - [`table`]: the route table, backends, their counters and least-in-flight picking.
+//! - [`host`]: what a Host header names.
+//! - [`service`]: one request: the API, an error page, or a forward.
+//! - [`proxy`]: forwarding with header rewriting, retries and upgrade tunnels.
+//! - [`pool`]: kept-alive upstream connections per Unix socket.
+//! - [`body`]: streamed request and response bodies.
+//! - [`api`]: the JSON API, status page and error pages.
+//! - [`error`]: [`RouteError`], which knows its side and status code.
+//! - [`server`]: accept loops.
+//! - [`listen`]: binding helpers; the caller binds, [`run`] serves.
+//! - [`client`]: a client for the API over the control socket.
+//!
+//! # API error codes
+//! `BAD_REQUEST` (400), `MISDIRECTED` (421: Host outside `.localhost`),
+//! `NO_ROUTE` (404: nothing by that name), `NOT_FOUND` (404: no such API
+//! path), `LOOP_DETECTED` (508), `NO_UPSTREAM` (502: no instance could take
+//! the request), `NOT_LISTENING` (502: a bridge's app is not listening yet),
+//! `UPSTREAM_FAILED` (502: the instance failed mid-answer), `INTERNAL` (500).
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod body;
+pub mod client;
+pub mod discovery;
+pub mod error;
+pub mod host;
+pub mod listen;
+pub mod pool;
+pub mod proxy;
+pub mod server;
+pub mod service;
+pub mod table;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentfs_contract::layout::{self, LayoutError};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+pub use error::{RouteError, Side};
+pub use table::Table;
+
+/// How the router runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The run directory to watch (`$AGENTFS_HOME/run`).
+    pub run_dir: PathBuf,
+    /// Interval of the safety-net scan; see [`discovery::RECONCILE_INTERVAL`].
+    pub reconcile: Duration,
+}
+
+impl Config {
+    /// The defaults for an agentfs home.
+    pub fn for_home(home: &Path) -> Config {
+        Config {
+            run_dir: layout::run_dir(home),
+            reconcile: discovery::RECONCILE_INTERVAL,
+        }
+    }
+}
+
+/// The sockets the router serves, bound by the caller.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// HTTP listeners (normally from [`listen::bind_loopback`]).
+    pub http: Vec<std::net::TcpListener>,
+    /// The control socket (normally from [`listen::bind_control`]).
+    pub control: Option<std::os::unix::net::UnixListener>,
+}
+
+/// Why the router could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("cannot watch the run directory: {0}")]
+    Watch(#[from] notify::Error),
+    #[error("cannot use a listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running router. Dropping it does not stop it; call [`Router::shutdown`].
+#[derive(Debug)]
+pub struct Router {
+    table: watch::Receiver<Arc<Table>>,
+    http_addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    _watcher: notify::RecommendedWatcher,
+    control_path: Option<PathBuf>,
+}
+
+impl Router {
+    /// Starts serving: the initial scan, the watcher, and the accept loops.
+    /// Must be called inside a tokio runtime.
+    pub fn start(config: Config, listeners: Listeners) -> Result<Router, StartError> {
+        layout::ensure_private_dir(&config.run_dir)?;
+        let poke = Arc::new(Notify::new());
+        let watcher = discovery::watch_dir(&config.run_dir, Arc::clone(&poke))?;
+        let (table_tx, table) = watch::channel(Arc::new(Table::default()));
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(discovery::run(
+            discovery::Discovery::new(config.run_dir.clone()),
+            table_tx,
+            Arc::clone(&poke),
+            config.reconcile,
+            stop_rx.clone(),
+        ));
+        let mut http = Vec::new();
+        for listener in listeners.http {
+            listener.set_nonblocking(true)?;
+            http.push(tokio::net::TcpListener::from_std(listener)?);
+        }
+        let http_addrs: Vec<SocketAddr> = http.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let state = Arc::new(service::State {
+            table: table.clone(),
+            poke,
+            router_id: router_id(),
+            own: own_addrs(&http_addrs),
+            port: http_addrs.first().map_or(0, |a| a.port()),
+            run_dir: config.run_dir.clone(),
+            started: Instant::now(),
+        });
+        for listener in http {
+            tasks.spawn(server::serve_tcp(
+                listener,
+                Arc::clone(&state),
+                stop_rx.clone(),
+            ));
+        }
+        let mut control_path = None;
+        if let Some(control) = listeners.control {
+            control.set_nonblocking(true)?;
+            control_path = control.local_addr()?.as_pathname().map(Path::to_path_buf);
+            let control = tokio::net::UnixListener::from_std(control)?;
+            tasks.spawn(server::serve_control(control, state, stop_rx));
+        }
+        Ok(Router {
+            table,
+            http_addrs,
+            stop,
+            tasks,
+            _watcher: watcher,
+            control_path,
+        })
+    }
+
+    /// The current route table, and a way to wait for the next one.
+    pub fn routes(&self) -> watch::Receiver<Arc<Table>> {
+        self.table.clone()
+    }
+
+    /// The addresses the router serves HTTP on.
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        &self.http_addrs
+    }
+
+    /// Stops accepting and scanning, and removes the control socket.
+    /// Connections already open finish on their own.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        if let Some(path) = &self.control_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Runs the router until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let router = Router::start(config, listeners)?;
+    shutdown.await;
+    router.shutdown().await;
+    Ok(())
+}
+
+/// An id unique to this router process, carried in forwarded requests.
+fn router_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{}-{nanos}", std::process::id());
+    format!(
+        "{:016x}",
+        agentfs_contract::naming::fnv1a64(seed.as_bytes())
+    )
+}
+
+/// Listening addresses that are neither loopback nor unspecified: a Host
+/// naming one of them addresses the router itself.
+fn own_addrs(addrs: &[SocketAddr]) -> Vec<IpAddr> {
+    addrs
+        .iter()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .collect()
+}

@@ -1,0 +1,355 @@
+//! Forwarding one request to an instance: header rewriting, balancing with
+//! retries, and tunnelling upgraded connections.
+//!
+//! A request is retried on another instance when nothing was sent (the
+//! connection was refused or the socket is gone), and also after a failure
+//! when it has no body and an idempotent method, since replaying it is safe.
+//! That is what keeps every client request succeeding when one of several
+//! instances dies.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hyper::body::{Body, Incoming};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, UPGRADE};
+use hyper::upgrade::OnUpgrade;
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::TokioIo;
+use tokio::sync::Notify;
+
+use crate::body::{ResBody, UpBody};
+use crate::error::RouteError;
+use crate::table::{pick, Backend, InFlight};
+
+/// Most tries for one request, over all instances.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Marks a request as having passed through a router; the value is the router's id.
+pub const VIA_HEADER: &str = "x-agentfs-via";
+
+/// How many routers a request may pass through before it counts as a loop
+/// even when none of them is this one (two routers pointing at each other).
+const MAX_HOPS: usize = 4;
+
+/// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// What a forward needs to know besides the request.
+#[derive(Debug)]
+pub struct Forward<'a> {
+    /// The name the client asked for, for X-Forwarded-Host and error pages.
+    pub host: &'a str,
+    pub client_ip: IpAddr,
+    pub router_id: &'a str,
+    /// Wakes discovery to re-check the run directory after a connect failure.
+    pub poke: &'a Notify,
+}
+
+/// Whether this request already went through this router, or through too many.
+pub fn is_loop(headers: &HeaderMap, router_id: &str) -> bool {
+    let hops: Vec<_> = headers.get_all(VIA_HEADER).iter().collect();
+    hops.len() >= MAX_HOPS || hops.iter().any(|v| v.as_bytes() == router_id.as_bytes())
+}
+
+/// Sends the request to one of `candidates`, retrying as described above.
+pub async fn forward(
+    ctx: &Forward<'_>,
+    mut req: Request<Incoming>,
+    candidates: Vec<Arc<Backend>>,
+) -> Result<Response<ResBody>, RouteError> {
+    let upgrade = wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let req = prepare(req, ctx, upgrade)?;
+    let replay = Replay::of(&req);
+    let mut pending = Some(req);
+    let mut tried: Vec<Arc<Backend>> = Vec::new();
+    let mut last = RouteError::NoUpstream(ctx.host.to_owned());
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(backend) = pick(&candidates, &tried) else {
+            break;
+        };
+        let Some(this) = pending
+            .take()
+            .or_else(|| replay.as_ref().map(Replay::build))
+        else {
+            break;
+        };
+        let guard = backend.start();
+        match attempt(&backend, this, upgrade).await {
+            Ok(resp) => return Ok(respond(resp, guard, client_upgrade)),
+            Err(Failure::Unsent { req, refused }) => {
+                pending = Some(*req);
+                if refused {
+                    backend.mark_down();
+                    ctx.poke.notify_one();
+                    tried.push(backend);
+                }
+            }
+            Err(Failure::Sent(err)) => {
+                tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "upstream failed");
+                last = sent_error(&backend, &err);
+                if !backend.is_bridge() {
+                    backend.mark_down();
+                    ctx.poke.notify_one();
+                }
+                tried.push(backend);
+                if replay.is_none() {
+                    return Err(last);
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+enum Failure {
+    /// Nothing reached the instance; the request comes back for another try.
+    Unsent {
+        req: Box<Request<UpBody>>,
+        refused: bool,
+    },
+    /// The request (or part of it) was sent.
+    Sent(hyper::Error),
+}
+
+async fn attempt(
+    backend: &Backend,
+    req: Request<UpBody>,
+    upgrade: bool,
+) -> Result<Response<Incoming>, Failure> {
+    // An upgraded connection is never returned to the pool, so take a fresh one.
+    let pooled = if upgrade {
+        None
+    } else {
+        backend.pool.take_idle()
+    };
+    let mut sender = match pooled {
+        Some(sender) => sender,
+        None => match backend.pool.connect().await {
+            Ok(sender) => sender,
+            Err(err) => {
+                tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "connect failed");
+                return Err(Failure::Unsent {
+                    req: Box::new(req),
+                    refused: true,
+                });
+            }
+        },
+    };
+    match sender.try_send_request(req).await {
+        Ok(resp) => {
+            if !upgrade {
+                backend.pool.recycle(sender);
+            }
+            Ok(resp)
+        }
+        Err(mut err) => match err.take_message() {
+            Some(req) => Err(Failure::Unsent {
+                req: Box::new(req),
+                refused: false,
+            }),
+            None => Err(Failure::Sent(err.into_error())),
+        },
+    }
+}
+
+fn sent_error(backend: &Backend, err: &hyper::Error) -> RouteError {
+    let closed_early = err.is_incomplete_message() || err.is_closed() || err.is_canceled();
+    if backend.is_bridge() && closed_early {
+        RouteError::NotListening(backend.sidecar.app.clone())
+    } else {
+        RouteError::Upstream(err.to_string())
+    }
+}
+
+/// A bodiless idempotent request, kept so it can be sent again.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Replay {
+    fn of(req: &Request<UpBody>) -> Option<Replay> {
+        let idempotent = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        (idempotent && req.body().is_end_stream()).then(|| Replay {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+        })
+    }
+
+    fn build(&self) -> Request<UpBody> {
+        let mut req = Request::new(UpBody::Empty);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(UPGRADE) && has_token(headers, CONNECTION, "upgrade")
+}
+
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// Removes hop-by-hop headers, including those named in `Connection`;
+/// keeps `Connection: upgrade` and `Upgrade` when the connection is being upgraded.
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let upgrade = keep_upgrade
+        .then(|| headers.get(UPGRADE).cloned())
+        .flatten();
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if let Some(upgrade) = upgrade {
+        headers.insert(UPGRADE, upgrade);
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn prepare(
+    req: Request<Incoming>,
+    ctx: &Forward<'_>,
+    upgrade: bool,
+) -> Result<Request<UpBody>, RouteError> {
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = Uri::try_from(path).map_err(|e| RouteError::BadRequest(e.to_string()))?;
+    parts.version = Version::HTTP_11;
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers, upgrade);
+    let bad = |e: hyper::header::InvalidHeaderValue| RouteError::BadRequest(e.to_string());
+    if !headers.contains_key(HOST) {
+        headers.insert(HOST, HeaderValue::from_str(ctx.host).map_err(bad)?);
+    }
+    let client = ctx.client_ip.to_string();
+    let forwarded_for = match headers.get("x-forwarded-for").map(|v| v.to_str()) {
+        Some(Ok(prior)) => format!("{prior}, {client}"),
+        _ => client,
+    };
+    headers.insert(
+        "x-forwarded-for",
+        HeaderValue::from_str(&forwarded_for).map_err(bad)?,
+    );
+    headers.insert(
+        "x-forwarded-host",
+        HeaderValue::from_str(ctx.host).map_err(bad)?,
+    );
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.append(
+        VIA_HEADER,
+        HeaderValue::from_str(ctx.router_id).map_err(bad)?,
+    );
+    let body = if body.is_end_stream() {
+        UpBody::Empty
+    } else {
+        UpBody::Client(body)
+    };
+    Ok(Request::from_parts(parts, body))
+}
+
+fn respond(
+    mut resp: Response<Incoming>,
+    guard: InFlight,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ResBody> {
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    strip_hop_by_hop(resp.headers_mut(), switching);
+    match client_upgrade {
+        Some(client) if switching => {
+            let upstream = hyper::upgrade::on(&mut resp);
+            tunnel(client, upstream, guard);
+            resp.map(|_| ResBody::empty())
+        }
+        _ => resp.map(|body| ResBody::Upstream {
+            body,
+            guard: Some(guard),
+        }),
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and instance connections.
+fn tunnel(client: OnUpgrade, upstream: OnUpgrade, guard: InFlight) {
+    tokio::spawn(async move {
+        let _guard = guard;
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(both) => both,
+            Err(err) => {
+                tracing::debug!(%err, "upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(%err, "tunnel closed");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_and_named_ones_too() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers, false);
+        let names: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn upgrade_headers_survive_an_upgrade() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(wants_upgrade(&headers));
+        strip_hop_by_hop(&mut headers, true);
+        assert_eq!(headers[UPGRADE], "websocket");
+        assert_eq!(headers[CONNECTION], "upgrade");
+    }
+
+    #[test]
+    fn loops_are_seen() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_loop(&headers, "r1"));
+        headers.append(VIA_HEADER, HeaderValue::from_static("r2"));
+        assert!(!is_loop(&headers, "r1"));
+        headers.append(VIA_HEADER, HeaderValue::from_static("r1"));
+        assert!(is_loop(&headers, "r1"));
+    }
+}

@@ -1,0 +1,108 @@
+//! Answering one request: who is it for, and then the API, an error page, or a forward.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::header::HOST;
+use hyper::{Request, Response};
+use tokio::sync::{watch, Notify};
+
+use crate::api::{self, About};
+use crate::body::ResBody;
+use crate::error::RouteError;
+use crate::host::{self, Target};
+use crate::proxy::{self, Forward};
+use crate::table::Table;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct State {
+    pub table: watch::Receiver<Arc<Table>>,
+    pub poke: Arc<Notify>,
+    /// Unique per router process; marks forwarded requests to catch loops.
+    pub router_id: String,
+    /// Addresses besides loopback that name the router itself.
+    pub own: Vec<IpAddr>,
+    /// The HTTP port, for the URLs the router prints.
+    pub port: u16,
+    pub run_dir: PathBuf,
+    pub started: Instant,
+}
+
+/// Where a request came in.
+#[derive(Clone, Copy, Debug)]
+pub enum Peer {
+    Http(SocketAddr),
+    /// The control socket: only the API is served there.
+    Control,
+}
+
+/// Answers one request; errors become pages, so this never fails.
+pub async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    peer: Peer,
+) -> Result<Response<ResBody>, Infallible> {
+    let table = state.table.borrow().clone();
+    let about = About {
+        table: &table,
+        port: state.port,
+        run_dir: &state.run_dir,
+        started: state.started,
+    };
+    let client = match peer {
+        Peer::Control => return Ok(api::serve(req.uri().path(), req.headers(), &about)),
+        Peer::Http(addr) => addr.ip(),
+    };
+    let as_json = api::wants_json(req.headers(), req.uri().path());
+    let resp = match route(&state, &table, req, client, &about).await {
+        Ok(resp) => resp,
+        Err(err) => {
+            tracing::debug!(%err, side = ?err.side(), "request refused");
+            api::error(&err, as_json, &about)
+        }
+    };
+    Ok(resp)
+}
+
+async fn route(
+    state: &State,
+    table: &Table,
+    req: Request<Incoming>,
+    client_ip: IpAddr,
+    about: &About<'_>,
+) -> Result<Response<ResBody>, RouteError> {
+    // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
+    let authority = match req.uri().authority() {
+        Some(authority) => authority.as_str().to_owned(),
+        None => req
+            .headers()
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RouteError::BadRequest("no Host header".into()))?
+            .to_owned(),
+    };
+    let target = host::classify(&authority, &state.own);
+    let candidates = match &target {
+        Target::Router => return Ok(api::serve(req.uri().path(), req.headers(), about)),
+        Target::Foreign(name) => return Err(RouteError::Misdirected(name.clone())),
+        Target::Unknown(name) => return Err(RouteError::NoRoute(name.clone())),
+        _ => table
+            .candidates(&target)
+            .ok_or_else(|| RouteError::NoRoute(host::normalise(&authority)))?,
+    };
+    if proxy::is_loop(req.headers(), &state.router_id) {
+        return Err(RouteError::Loop);
+    }
+    let ctx = Forward {
+        host: &authority,
+        client_ip,
+        router_id: &state.router_id,
+        poke: &state.poke,
+    };
+    proxy::forward(&ctx, req, candidates).await
+}

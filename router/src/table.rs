@@ -1,0 +1,253 @@
+//! The route table: which sockets serve which names, and their live counters.
+//!
+//! Discovery builds a whole new [`Table`] and swaps it in only when it
+//! changed; requests read whichever table is current. A [`Backend`] (one
+//! listener socket) outlives table swaps while its sidecar stays the same, so
+//! its connection pool and counters carry over.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use agentfs_contract::sidecar::{Kind, Sidecar};
+
+use crate::host::Target;
+use crate::pool::Pool;
+
+/// How long a backend that refused a connection is skipped, unless nothing
+/// else is left. Discovery is asked to re-check it at once, so a dead one is
+/// normally gone from the table long before this expires.
+const DOWN_FOR: Duration = Duration::from_secs(2);
+
+/// One listener socket of one instance.
+#[derive(Debug)]
+pub struct Backend {
+    pub sidecar: Sidecar,
+    pub pool: Pool,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    /// Milliseconds since [`epoch`] until which this backend counts as down.
+    down_until: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
+}
+
+impl Backend {
+    pub fn new(sidecar: Sidecar) -> Backend {
+        Backend {
+            pool: Pool::new(sidecar.socket.clone()),
+            sidecar,
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            down_until: AtomicU64::new(0),
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down_until.load(Ordering::Relaxed) > now_ms()
+    }
+
+    pub fn mark_down(&self) {
+        let until = now_ms() + DOWN_FOR.as_millis() as u64;
+        self.down_until.store(until, Ordering::Relaxed);
+    }
+
+    pub fn is_bridge(&self) -> bool {
+        self.sidecar.kind == Kind::Bridge
+    }
+
+    /// Counts a request as started; it stays in flight until the guard drops.
+    pub fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+}
+
+/// A request in flight on a backend; dropping it ends the request.
+#[derive(Debug)]
+pub struct InFlight(Arc<Backend>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An instance's listeners, primary first.
+#[derive(Debug, Default)]
+pub struct Instance {
+    pub listeners: Vec<Arc<Backend>>,
+}
+
+impl Instance {
+    pub fn primary(&self) -> Option<&Arc<Backend>> {
+        self.listeners
+            .iter()
+            .find(|b| b.sidecar.primary)
+            .or_else(|| self.listeners.first())
+    }
+}
+
+/// Every live route, by app then instance.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub apps: BTreeMap<String, BTreeMap<String, Instance>>,
+}
+
+impl Table {
+    /// Builds a table from backends (in any order).
+    pub fn from_backends(backends: impl IntoIterator<Item = Arc<Backend>>) -> Table {
+        let mut table = Table::default();
+        for backend in backends {
+            let car = &backend.sidecar;
+            let instance = table
+                .apps
+                .entry(car.app.clone())
+                .or_default()
+                .entry(car.instance.clone())
+                .or_default();
+            instance.listeners.push(backend);
+        }
+        for instance in table.apps.values_mut().flat_map(|a| a.values_mut()) {
+            instance
+                .listeners
+                .sort_by_key(|b| (!b.sidecar.primary, b.sidecar.port));
+        }
+        table
+    }
+
+    /// Every backend, in table order.
+    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.apps
+            .values()
+            .flat_map(|a| a.values())
+            .flat_map(|i| i.listeners.iter())
+    }
+
+    /// The backends that may serve a target, or `None` if it names nothing.
+    pub fn candidates(&self, target: &Target) -> Option<Vec<Arc<Backend>>> {
+        let found: Vec<Arc<Backend>> = match target {
+            Target::App { app } => self
+                .apps
+                .get(app)?
+                .values()
+                .filter_map(|i| i.primary().cloned())
+                .collect(),
+            Target::Instance { app, instance } => {
+                vec![self.apps.get(app)?.get(instance)?.primary()?.clone()]
+            }
+            Target::Port {
+                app,
+                instance,
+                port,
+            } => {
+                let inst = self.apps.get(app)?.get(instance)?;
+                vec![inst
+                    .listeners
+                    .iter()
+                    .find(|b| b.sidecar.port == *port)?
+                    .clone()]
+            }
+            _ => return None,
+        };
+        (!found.is_empty()).then_some(found)
+    }
+}
+
+/// Picks the backend with the fewest requests in flight, skipping those
+/// already tried and preferring those not marked down. Ties rotate, so equal
+/// instances share the load.
+pub fn pick(candidates: &[Arc<Backend>], tried: &[Arc<Backend>]) -> Option<Arc<Backend>> {
+    static ROTATE: AtomicUsize = AtomicUsize::new(0);
+    let n = candidates.len();
+    let start = ROTATE.fetch_add(1, Ordering::Relaxed);
+    (0..n)
+        .map(|i| &candidates[(start + i) % n])
+        .filter(|b| !tried.iter().any(|t| Arc::ptr_eq(t, b)))
+        .min_by_key(|b| (b.is_down(), b.in_flight()))
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentfs_contract::sidecar::{now_rfc3339, VERSION};
+
+    fn backend(app: &str, instance: &str, port: u16, primary: bool) -> Arc<Backend> {
+        Arc::new(Backend::new(Sidecar {
+            version: VERSION,
+            kind: Kind::Shim,
+            app: app.into(),
+            instance: instance.into(),
+            pid: 1,
+            socket: format!("/run/{app}-{instance}-{port}.sock").into(),
+            address: "0.0.0.0".into(),
+            port,
+            primary,
+            hostname: format!("{instance}.{app}.localhost"),
+            argv: vec![],
+            cwd: "/".into(),
+            started_at: now_rfc3339(),
+            target: None,
+        }))
+    }
+
+    #[test]
+    fn lookup_by_app_instance_and_port() {
+        let table = Table::from_backends([
+            backend("web", "a", 3001, false),
+            backend("web", "a", 3000, true),
+            backend("web", "b", 3000, true),
+        ]);
+        let app = Target::App { app: "web".into() };
+        assert_eq!(table.candidates(&app).unwrap().len(), 2);
+        let inst = Target::Instance {
+            app: "web".into(),
+            instance: "a".into(),
+        };
+        assert_eq!(table.candidates(&inst).unwrap()[0].sidecar.port, 3000);
+        let port = Target::Port {
+            app: "web".into(),
+            instance: "a".into(),
+            port: 3001,
+        };
+        assert_eq!(table.candidates(&port).unwrap()[0].sidecar.port, 3001);
+        let missing = Target::App { app: "api".into() };
+        assert!(table.candidates(&missing).is_none());
+    }
+
+    #[test]
+    fn pick_prefers_least_in_flight_and_healthy() {
+        let (a, b) = (backend("w", "a", 1, true), backend("w", "b", 1, true));
+        let both = vec![a.clone(), b.clone()];
+        let _busy = a.start();
+        assert!(Arc::ptr_eq(&pick(&both, &[]).unwrap(), &b));
+        b.mark_down();
+        assert!(Arc::ptr_eq(&pick(&both, &[]).unwrap(), &a));
+        assert!(Arc::ptr_eq(
+            &pick(&both, std::slice::from_ref(&a)).unwrap(),
+            &b
+        ));
+        assert!(pick(&both, &both).is_none());
+        drop(_busy);
+        assert_eq!(a.in_flight(), 0);
+        assert_eq!(a.requests(), 1);
+    }
+}
