@@ -34,3 +34,7 @@ pub const PRELOAD: &str = if cfg!(target_os = "macos") {
 pub fn log_enabled(value: Option<&str>) -> bool {
     matches!(value, Some(v) if !v.is_empty() && v != "0")
 }
+
+/// The router's HTTP port when neither `--port` nor [`ROUTER_PORT`] says otherwise:
+/// unprivileged, and clear of the ports dev servers and macOS's AirPlay (5000, 7000) take.
+pub const DEFAULT_ROUTER_PORT: u16 = 7380;

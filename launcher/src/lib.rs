@@ -1,0 +1,20 @@
+//! The `agentfs` command line, one module per subcommand.
+//!
+//! Layout:
+//! - [`wrap`]: `agentfs wrap -- CMD`: run an app with the shim preloaded.
+//! - [`shim_lib`]: writes the embedded shim under `$AGENTFS_HOME/lib/`.
+//! - [`instance`]: choosing the app name and instance id.
+//! - [`supervise`]: running the child to the end: signals, process group, exit code.
+//! - [`announce`]: one line per listener as its sidecar appears.
+//! - [`injectable`]: whether a program can take the shim (ELF and Mach-O rules).
+//!
+//! `src/main.rs` of the root package only parses arguments and calls the
+//! `run()` of one of these.
+#![forbid(unsafe_code)]
+
+pub mod announce;
+pub mod injectable;
+pub mod instance;
+pub mod shim_lib;
+pub mod supervise;
+pub mod wrap;

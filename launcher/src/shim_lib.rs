@@ -1,0 +1,56 @@
+//! The shim library carried inside the `agentfs` binary, written out
+//! content-addressed under `$AGENTFS_HOME/lib/` on first use.
+//!
+//! Content addressing means two agentfs versions never overwrite each other's
+//! shim under a running app, and a reinstall needs no cleanup.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use agentfs_contract::{layout, naming};
+
+/// The shim bytes embedded by build.rs, and the file name the platform expects.
+#[derive(Debug)]
+pub struct EmbeddedShim {
+    pub bytes: &'static [u8],
+    pub file_name: &'static str,
+}
+
+impl EmbeddedShim {
+    /// Writes the shim under `home` unless an identical copy is there, and
+    /// returns its path.
+    pub fn install(&self, home: &Path) -> Result<PathBuf> {
+        if self.bytes.is_empty() {
+            bail!(
+                "this agentfs was built without its shim (a cross build): rebuild it on the target, \
+                 or with AGENTFS_SHIM_PREBUILT=path/to/{}",
+                self.file_name
+            );
+        }
+        let dir = layout::lib_dir(home).join(format!("{:016x}", naming::fnv1a64(self.bytes)));
+        let path = dir.join(self.file_name);
+        if fs::read(&path).is_ok_and(|existing| existing == self.bytes) {
+            return Ok(path);
+        }
+        layout::ensure_private_dir(&dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
+        let tmp = dir.join(format!(".{}.{}.tmp", self.file_name, std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o700)
+                .open(&tmp)?;
+            file.write_all(self.bytes)?;
+            file.set_permissions(fs::Permissions::from_mode(0o700))?;
+            fs::rename(&tmp, &path)
+        };
+        write().with_context(|| format!("could not write the shim to {}", path.display()))?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,223 @@
+//! `agentfs wrap [--name NAME] [--instance ID] -- CMD [ARGS...]`: runs CMD with
+//! the shim preloaded, so its TCP listeners become Unix sockets of one instance.
+//!
+//! wrap sets the `AGENTFS_*` variables and the preload variable, runs CMD,
+//! forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT to it, prints a line per listener as
+//! it appears, exits with CMD's exit code, and removes the instance's files
+//! once the child's process tree is gone (files still locked by a live
+//! process, such as a daemon that outlived CMD, are left alone).
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use agentfs_contract::{env, layout, liveness, naming, sidecar};
+
+use crate::shim_lib::EmbeddedShim;
+use crate::{announce, instance, supervise};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  agentfs wrap -- node server.js
+  agentfs wrap --name shop --instance feature-x -- npm run dev
+
+The app keeps asking for its usual port; each instance gets its own socket in
+$AGENTFS_HOME/run (default ~/.agentfs/run), so copies never conflict.")]
+pub struct WrapArgs {
+    /// App name (a DNS label). Default: package.json's name, else the directory's name.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Instance id (a DNS label). Default: a short random id unused in the run directory.
+    #[arg(long, value_name = "ID")]
+    pub instance: Option<String>,
+    /// The command to run, after `--`.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// What a wrapped app runs as.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub home: PathBuf,
+    pub run_dir: PathBuf,
+    pub app: String,
+    pub id: String,
+    /// The primary socket's path.
+    pub socket: PathBuf,
+}
+
+impl Instance {
+    /// Resolves names and prepares the private directories.
+    pub fn prepare(name: Option<&str>, id: Option<&str>) -> Result<Instance> {
+        let home = layout::home_from_env()?;
+        let run_dir = layout::run_dir(&home);
+        layout::ensure_private_dir(&home)?;
+        layout::ensure_private_dir(&run_dir)?;
+        let cwd = std::env::current_dir().context("could not read the current directory")?;
+        let app = instance::app_name(name, &cwd)?;
+        let id = instance::instance_id(id, &run_dir, &app)?;
+        let socket = naming::socket_path(&run_dir, &app, &id, None)?;
+        Ok(Instance {
+            home,
+            run_dir,
+            app,
+            id,
+            socket,
+        })
+    }
+
+    /// The `AGENTFS_*` variables a wrapped process gets.
+    pub fn env_vars(&self) -> Vec<(&'static str, OsString)> {
+        vec![
+            (env::HOME, self.home.clone().into()),
+            (env::RUN_DIR, self.run_dir.clone().into()),
+            (env::APP, self.app.clone().into()),
+            (env::INSTANCE, self.id.clone().into()),
+            (env::SOCKET, self.socket.clone().into()),
+            (
+                env::HOSTNAME,
+                naming::instance_hostname(&self.app, &self.id).into(),
+            ),
+        ]
+    }
+
+    /// Removes this instance's files whose owners are gone.
+    pub fn remove_stale_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.run_dir) else {
+            return;
+        };
+        let stem = naming::socket_stem(&self.app, &self.id, None);
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let named_ours =
+                name.starts_with(&format!("{stem}.")) || name.starts_with(&format!("{stem}-"));
+            let socket = if name.ends_with(".json") && !name.starts_with('.') {
+                match sidecar::read_file_checked(&path) {
+                    Ok(car) if car.app == self.app && car.instance == self.id => {
+                        Some(path.with_extension("sock"))
+                    }
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            if let Some(socket) = socket.or_else(|| named_ours.then(|| path.with_extension("sock")))
+            {
+                let _ = liveness::remove_if_stale(&socket);
+            }
+        }
+    }
+}
+
+/// The preload variable with the shim first and the existing entries kept.
+fn preload_value(shim: &Path, existing: Option<OsString>) -> OsString {
+    let mut value = OsString::from(shim);
+    if let Some(existing) = existing.filter(|e| !e.is_empty()) {
+        let separator = if cfg!(target_os = "macos") { ":" } else { " " };
+        let kept: Vec<_> = existing
+            .to_string_lossy()
+            .split([':', ' '])
+            .filter(|entry| !entry.is_empty() && Path::new(entry) != shim)
+            .map(str::to_owned)
+            .collect();
+        if !kept.is_empty() {
+            value.push(separator);
+            value.push(kept.join(separator));
+        }
+    }
+    value
+}
+
+pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
+    let instance = Instance::prepare(args.name.as_deref(), args.instance.as_deref())?;
+    let shim_path = shim.install(&instance.home)?;
+    let program = &args.command[0];
+    let mut command = tokio::process::Command::new(program);
+    command.args(&args.command[1..]);
+    command.envs(instance.env_vars());
+    command.env(env::SHIM, &shim_path);
+    command.env(
+        env::PRELOAD,
+        preload_value(&shim_path, std::env::var_os(env::PRELOAD)),
+    );
+    // In a terminal the child shares our process group, so it can read the
+    // keyboard and gets Ctrl-C from the terminal itself; otherwise it gets a
+    // group of its own that we signal and wait for as a whole.
+    let interactive = std::io::stdin().is_terminal();
+    if !interactive {
+        command.process_group(0);
+    }
+    eprintln!(
+        "agentfs: {}/{}: running {}",
+        instance.app,
+        instance.id,
+        args.command
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let code = runtime.block_on(async {
+        let announcer = announce::Announcer::start(&instance, None)?;
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => return Ok(spawn_failure(program, &e)),
+        };
+        supervise::until_exit(child, interactive, announcer).await
+    });
+    instance.remove_stale_files();
+    code
+}
+
+/// Exit codes as shells give them: 127 not found, 126 not executable.
+fn spawn_failure(program: &std::ffi::OsStr, error: &std::io::Error) -> i32 {
+    let program = program.to_string_lossy();
+    match error.kind() {
+        std::io::ErrorKind::NotFound => {
+            eprintln!("agentfs: {program}: command not found");
+            127
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            eprintln!("agentfs: {program}: permission denied");
+            126
+        }
+        _ => {
+            eprintln!("agentfs: could not run {program}: {error}");
+            126
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preload_puts_the_shim_first_and_keeps_others_once() {
+        let shim = Path::new("/h/lib/x/libagentfs_shim.so");
+        assert_eq!(
+            preload_value(shim, None),
+            OsString::from("/h/lib/x/libagentfs_shim.so")
+        );
+        let sep = if cfg!(target_os = "macos") { ":" } else { " " };
+        let existing = OsString::from("/usr/lib/libjemalloc.so:/h/lib/x/libagentfs_shim.so");
+        assert_eq!(
+            preload_value(shim, Some(existing)),
+            OsString::from(format!(
+                "/h/lib/x/libagentfs_shim.so{sep}/usr/lib/libjemalloc.so"
+            ))
+        );
+    }
+}

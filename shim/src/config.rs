@@ -1,0 +1,107 @@
+//! The shim's settings, read once from the environment in the constructor.
+//!
+//! Without `AGENTFS_APP` the shim is not under agentfs and does nothing. With
+//! settings that are present but unusable (a bad name, a run directory that is
+//! not private), it also does nothing, and says why on stderr only when
+//! `AGENTFS_LOG` asks: the app must run exactly as it would without us.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use agentfs_contract::{env, layout, naming};
+
+/// Settings of an active shim.
+#[derive(Debug)]
+pub struct Config {
+    pub app: String,
+    pub instance: String,
+    pub run_dir: PathBuf,
+    /// `run_dir` and a trailing `/`, as bytes: the prefix of every socket path we own.
+    pub run_dir_prefix: Vec<u8>,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+static LOG: AtomicBool = AtomicBool::new(false);
+
+/// Reads the environment. Called from the constructor.
+pub fn init() {
+    LOG.store(
+        env::log_enabled(std::env::var(env::LOG).ok().as_deref()),
+        Ordering::Relaxed,
+    );
+    match from_env() {
+        Ok(Some(config)) => {
+            log(format_args!(
+                "active for {}/{} in {}",
+                config.app,
+                config.instance,
+                config.run_dir.display()
+            ));
+            let _ = CONFIG.set(config);
+        }
+        Ok(None) => {}
+        Err(why) => log(format_args!("disabled: {why}")),
+    }
+}
+
+/// The settings, or `None` when the shim must pass everything through
+/// (not configured, badly configured, or the constructor has not run yet).
+pub fn active() -> Option<&'static Config> {
+    CONFIG.get()
+}
+
+/// Writes one diagnostic line to stderr when `AGENTFS_LOG` is set.
+/// Never on stdout, and never a panic if stderr is gone.
+pub fn log(message: std::fmt::Arguments<'_>) {
+    if LOG.load(Ordering::Relaxed) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "agentfs shim[{}]: {message}",
+            std::process::id()
+        );
+    }
+}
+
+fn from_env() -> Result<Option<Config>, String> {
+    let Some(app) = std::env::var_os(env::APP) else {
+        return Ok(None);
+    };
+    let app = app
+        .into_string()
+        .map_err(|_| format!("{} is not UTF-8", env::APP))?;
+    let instance = std::env::var(env::INSTANCE)
+        .map_err(|_| format!("{} is missing or not UTF-8", env::INSTANCE))?;
+    let run_dir = PathBuf::from(
+        std::env::var_os(env::RUN_DIR).ok_or_else(|| format!("{} is missing", env::RUN_DIR))?,
+    );
+    if !naming::is_label(&app) || !naming::is_label(&instance) {
+        return Err(format!(
+            "app {app:?} or instance {instance:?} is not a DNS label"
+        ));
+    }
+    if !run_dir.is_absolute() {
+        return Err(format!(
+            "{} must be absolute, got {}",
+            env::RUN_DIR,
+            run_dir.display()
+        ));
+    }
+    layout::check_private_dir(&run_dir).map_err(|e| e.to_string())?;
+    let mut run_dir_prefix = run_dir.as_os_str().as_encoded_bytes().to_vec();
+    run_dir_prefix.push(b'/');
+    Ok(Some(Config {
+        app,
+        instance,
+        run_dir,
+        run_dir_prefix,
+    }))
+}
+
+impl Config {
+    /// Whether a Unix socket path is one of ours.
+    pub fn owns_path(&self, path: &[u8]) -> bool {
+        path.starts_with(&self.run_dir_prefix) && !path[self.run_dir_prefix.len()..].contains(&b'/')
+    }
+}

@@ -1,0 +1,261 @@
+//! Bind and listen: turning an IP stream socket into a Unix socket in the run
+//! directory, and announcing it with a sidecar once it listens.
+//!
+//! `bind` builds an AF_UNIX socket at the contract path, copies over what the
+//! app already set on its socket, and puts it at the app's fd number with
+//! `dup3`, so the fd, O_NONBLOCK and FD_CLOEXEC stay as the app had them.
+
+use std::net::SocketAddr;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use libc::c_int;
+
+use agentfs_contract::{liveness, naming, sidecar};
+
+use crate::config::Config;
+use crate::registry::{CleanupPaths, Listener, Table, TABLE};
+use crate::{cleanup, config, sys};
+
+/// What `bind` did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The fd is now a Unix socket bound at the contract path.
+    Converted,
+    /// The bind fails with this errno, as a TCP bind would (e.g. EADDRINUSE).
+    Failed(c_int),
+    /// Left alone: the real bind runs.
+    Pass(Pass),
+}
+
+/// Why a bind is passed through unchanged.
+#[derive(Debug)]
+pub enum Pass {
+    /// Not a stream socket (UDP and raw sockets are not servers we route).
+    NotStream,
+}
+
+/// Converts `fd`, which the app is binding to `requested`.
+pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
+    match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE) {
+        Ok(libc::SOCK_STREAM) => {}
+        _ => return Outcome::Pass(Pass::NotStream),
+    }
+    let mut table = TABLE.lock();
+    let mut requested = requested;
+    if requested.port() == 0 {
+        requested.set_port(table.fake_port());
+    }
+    if let Some(outcome) = join_existing(&mut table, fd, requested) {
+        return outcome;
+    }
+    let (path, lock_fd) = match claim_path(config, &table, requested.port()) {
+        Ok(claimed) => claimed,
+        Err(errno) => return Outcome::Failed(errno),
+    };
+    let path_bytes = path.as_os_str().as_encoded_bytes().to_vec();
+    if let Err(errno) = replace_with_unix_socket(fd, &path_bytes) {
+        sys::close(lock_fd);
+        liveness::remove_entry_files(&path);
+        return Outcome::Failed(errno);
+    }
+    table.listeners.push(Listener {
+        cleanup: cleanup_paths(&path),
+        path: path_bytes,
+        requested,
+        creator_pid: sys::getpid(),
+        lock_fd,
+        sidecar_written: false,
+        aliases: vec![(fd, requested)],
+    });
+    drop(table);
+    cleanup::install_signal_handlers();
+    Outcome::Converted
+}
+
+/// A second bind to a port this process already listens on (dual stack:
+/// `[::]:P` and `0.0.0.0:P`) shares the one socket.
+fn join_existing(table: &mut Table, fd: RawFd, requested: SocketAddr) -> Option<Outcome> {
+    let listener = table.own_by_port(requested.port())?;
+    let source = listener
+        .aliases
+        .iter()
+        .map(|(alias, _)| *alias)
+        .find(|&alias| {
+            alias != fd && sys::unix_socket_path(alias).as_deref() == Some(&listener.path[..])
+        })?;
+    let cloexec = sys::fd_flags(fd).map_or(true, |flags| flags & libc::FD_CLOEXEC != 0);
+    if let Err(e) = sys::dup_onto(source, fd, cloexec) {
+        return Some(Outcome::Failed(e.raw_os_error().unwrap_or(libc::EIO)));
+    }
+    listener.aliases.retain(|(alias, _)| *alias != fd);
+    listener.aliases.push((fd, requested));
+    Some(Outcome::Converted)
+}
+
+fn primary_path(config: &Config) -> Option<std::path::PathBuf> {
+    naming::socket_path(&config.run_dir, &config.app, &config.instance, None).ok()
+}
+
+/// Picks the socket path and takes its liveness lock: the instance's primary
+/// path if nobody holds it, else the port's own path. A path held by a live
+/// process for the same port is EADDRINUSE, as it would be over TCP.
+fn claim_path(
+    config: &Config,
+    table: &Table,
+    port: u16,
+) -> Result<(std::path::PathBuf, RawFd), c_int> {
+    let name_error = |e: naming::PathTooLong| {
+        config::log(format_args!("{e}"));
+        libc::ENAMETOOLONG
+    };
+    let primary = naming::socket_path(&config.run_dir, &config.app, &config.instance, None)
+        .map_err(name_error)?;
+    let primary_bytes = primary.as_os_str().as_encoded_bytes();
+    if !table.has_own_primary(primary_bytes) {
+        if let Some(lock_fd) = claim(&primary)? {
+            return Ok((primary, lock_fd));
+        }
+        if sidecar_port(&primary) == Some(port) {
+            return Err(libc::EADDRINUSE);
+        }
+    }
+    let own = naming::socket_path(&config.run_dir, &config.app, &config.instance, Some(port))
+        .map_err(name_error)?;
+    match claim(&own)? {
+        Some(lock_fd) => Ok((own, lock_fd)),
+        None => Err(libc::EADDRINUSE),
+    }
+}
+
+/// Takes the lock of `socket`; stale files left by a dead owner are removed.
+fn claim(socket: &Path) -> Result<Option<RawFd>, c_int> {
+    match liveness::try_acquire(&naming::lock_path(socket)) {
+        Ok(Some(lock)) => {
+            let _ = std::fs::remove_file(naming::sidecar_path(socket));
+            let _ = std::fs::remove_file(socket);
+            Ok(Some(sys::move_high(lock.into_raw_fd())))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.raw_os_error().unwrap_or(libc::EACCES)),
+    }
+}
+
+fn sidecar_port(socket: &Path) -> Option<u16> {
+    sidecar::read_file_checked(&naming::sidecar_path(socket))
+        .ok()
+        .map(|car| car.port)
+}
+
+/// SOL_SOCKET options the app may have set before bind; they must read back the same after.
+const COPIED_OPTIONS: [c_int; 5] = [
+    libc::SO_REUSEADDR,
+    libc::SO_REUSEPORT,
+    libc::SO_KEEPALIVE,
+    libc::SO_RCVBUF,
+    libc::SO_SNDBUF,
+];
+
+/// Builds the Unix socket and puts it at `fd`'s number.
+fn replace_with_unix_socket(fd: RawFd, path: &[u8]) -> Result<(), c_int> {
+    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let unix = sys::unix_stream_socket().map_err(errno)?;
+    let result = (|| {
+        copy_options(fd, unix);
+        sys::bind_unix(unix, path).map_err(errno)?;
+        sys::chmod(path, 0o600);
+        let nonblocking = sys::status_flags(fd).map_err(errno)? & libc::O_NONBLOCK;
+        if nonblocking != 0 {
+            let flags = sys::status_flags(unix).map_err(errno)?;
+            sys::set_status_flags(unix, flags | libc::O_NONBLOCK).map_err(errno)?;
+        }
+        let cloexec = sys::fd_flags(fd).map_err(errno)? & libc::FD_CLOEXEC != 0;
+        #[cfg(target_os = "linux")]
+        let registrations = crate::epoll::registrations_of(fd);
+        sys::dup_onto(unix, fd, cloexec).map_err(errno)?;
+        #[cfg(target_os = "linux")]
+        crate::epoll::restore(fd, &registrations);
+        Ok(())
+    })();
+    sys::close(unix);
+    result
+}
+
+fn copy_options(from: RawFd, to: RawFd) {
+    for name in COPIED_OPTIONS {
+        let Ok(mut value) = sys::getsockopt_int(from, libc::SOL_SOCKET, name) else {
+            continue;
+        };
+        // Linux doubles buffer sizes on set and reports the doubled value.
+        if cfg!(target_os = "linux") && (name == libc::SO_RCVBUF || name == libc::SO_SNDBUF) {
+            value /= 2;
+        }
+        let _ = sys::setsockopt_int(to, libc::SOL_SOCKET, name, value);
+    }
+}
+
+fn cleanup_paths(socket: &Path) -> Option<CleanupPaths> {
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok();
+    Some(CleanupPaths {
+        socket: c(socket)?,
+        sidecar: c(&naming::sidecar_path(socket))?,
+        lock: c(&naming::lock_path(socket))?,
+    })
+}
+
+/// After a successful listen: writes the sidecar of a socket this process
+/// converted, once.
+pub fn listened(config: &Config, fd: RawFd) {
+    let Some(path) = sys::unix_socket_path(fd) else {
+        return;
+    };
+    if !config.owns_path(&path) {
+        return;
+    }
+    let (requested, primary) = {
+        let table = TABLE.lock();
+        match table.by_path(&path) {
+            Some(l) if !l.sidecar_written && l.creator_pid == sys::getpid() => {
+                let primary =
+                    primary_path(config).is_some_and(|p| p.as_os_str().as_bytes() == l.path);
+                (l.requested, primary)
+            }
+            _ => return,
+        }
+    };
+    let socket = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path));
+    let car = sidecar::Sidecar {
+        version: sidecar::VERSION,
+        kind: sidecar::Kind::Shim,
+        app: config.app.clone(),
+        instance: config.instance.clone(),
+        pid: sys::getpid(),
+        address: requested.ip().to_string(),
+        port: requested.port(),
+        primary,
+        hostname: naming::instance_hostname(&config.app, &config.instance),
+        argv: std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        cwd: std::env::current_dir()
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        started_at: sidecar::now_rfc3339(),
+        target: None,
+        socket,
+    };
+    match car.write_atomic(&naming::sidecar_path(&car.socket)) {
+        Ok(()) => config::log(format_args!(
+            "{} listening (asked for {requested})",
+            car.socket.display()
+        )),
+        Err(e) => config::log(format_args!(
+            "could not write the sidecar of {}: {e}",
+            car.socket.display()
+        )),
+    }
+    if let Some(l) = TABLE.lock().by_path_mut(&path) {
+        l.sidecar_written = true;
+    }
+}

@@ -1,0 +1,41 @@
+//! The agentfs shim: preloaded into an unmodified app, it turns the app's TCP
+//! listening sockets into per-instance Unix domain sockets in the run directory,
+//! with a sidecar JSON beside each (see the `agentfs-contract` crate).
+//!
+//! Layout:
+//! - [`config`]: reads the `AGENTFS_*` settings once, in the constructor; no settings, no conversion.
+//! - [`guard`]: the per-thread reentrancy guard every hook takes first.
+//! - [`sockaddr`]: socket addresses across the FFI boundary.
+//! - [`sys`]: the few syscalls the logic needs, as small safe functions.
+//! - [`registry`]: what this process converted, keyed by socket path.
+//! - [`convert`]: bind and listen: making the Unix socket and its sidecar.
+//! - [`answers`]: keeping the illusion: getsockname, getpeername, accept, socket options.
+//! - [`cleanup`]: removing our files at exit and on SIGTERM/SIGINT.
+//! - [`hooks`]: the exported symbols, one thin wrapper each, per platform.
+//!
+//! The rule throughout: when in doubt, pass the call through unchanged. A
+//! hook may run before the constructor, from any thread, in a forked child or
+//! inside our own code; each of those paths ends in the real function.
+
+mod answers;
+mod cleanup;
+mod config;
+mod convert;
+#[cfg(target_os = "linux")]
+mod epoll;
+mod guard;
+mod hooks;
+mod registry;
+mod sockaddr;
+mod sys;
+
+#[ctor::ctor]
+fn init() {
+    config::init();
+    registry::install_fork_handlers();
+}
+
+#[ctor::dtor]
+fn fini() {
+    cleanup::at_exit();
+}

@@ -1,0 +1,164 @@
+//! The few system calls the shim's logic needs, as small functions over raw
+//! descriptors. Callers hold the reentrancy guard, so calling functions we
+//! also hook reaches the real ones.
+
+use std::io;
+use std::mem;
+use std::os::fd::RawFd;
+
+use libc::{c_int, c_void, socklen_t};
+
+use crate::sockaddr::{self, Storage};
+
+pub fn last_errno() -> c_int {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+pub fn set_errno(errno: c_int) {
+    // SAFETY: the errno location is valid for the calling thread.
+    unsafe {
+        #[cfg(target_os = "linux")]
+        {
+            *libc::__errno_location() = errno;
+        }
+        #[cfg(target_os = "macos")]
+        {
+            *libc::__error() = errno;
+        }
+    }
+}
+
+fn check(ret: c_int) -> io::Result<c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+pub fn getsockopt_int(fd: RawFd, level: c_int, name: c_int) -> io::Result<c_int> {
+    let mut value: c_int = 0;
+    let mut len = mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: value and len are valid for writes of the sizes given.
+    check(unsafe {
+        libc::getsockopt(fd, level, name, (&raw mut value).cast::<c_void>(), &mut len)
+    })?;
+    Ok(value)
+}
+
+pub fn setsockopt_int(fd: RawFd, level: c_int, name: c_int, value: c_int) -> io::Result<()> {
+    // SAFETY: value lives across the call and its size is given.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&raw const value).cast::<c_void>(),
+            mem::size_of::<c_int>() as socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+pub fn fd_flags(fd: RawFd) -> io::Result<c_int> {
+    // SAFETY: F_GETFD takes no argument.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFD) })
+}
+
+pub fn status_flags(fd: RawFd) -> io::Result<c_int> {
+    // SAFETY: F_GETFL takes no argument.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFL) })
+}
+
+pub fn set_status_flags(fd: RawFd, flags: c_int) -> io::Result<()> {
+    // SAFETY: F_SETFL takes an int.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) })?;
+    Ok(())
+}
+
+/// A new AF_UNIX stream socket, close-on-exec.
+pub fn unix_stream_socket() -> io::Result<RawFd> {
+    // SAFETY: plain socket creation.
+    let fd = check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) })?;
+    // SAFETY: fd was just created by us.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        close(fd);
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+pub fn bind_unix(fd: RawFd, path: &[u8]) -> io::Result<()> {
+    let (addr, len) =
+        sockaddr::unix(path).ok_or_else(|| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
+    // SAFETY: addr is a valid sockaddr_un of length len.
+    check(unsafe { libc::bind(fd, (&raw const addr).cast(), len) })?;
+    Ok(())
+}
+
+/// Puts `src`'s socket at descriptor number `dst`, replacing what `dst` was,
+/// in one step; `dst` gets close-on-exec if `cloexec`.
+pub fn dup_onto(src: RawFd, dst: RawFd, cloexec: bool) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+        // SAFETY: both are descriptors; dup3 replaces dst atomically.
+        check(unsafe { libc::dup3(src, dst, flags) })?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: both are descriptors; dup2 replaces dst atomically.
+        check(unsafe { libc::dup2(src, dst) })?;
+        if cloexec {
+            // SAFETY: dst is now a valid descriptor.
+            check(unsafe { libc::fcntl(dst, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        }
+    }
+    Ok(())
+}
+
+pub fn close(fd: RawFd) {
+    // SAFETY: closing a descriptor we own.
+    unsafe { libc::close(fd) };
+}
+
+/// The local address of `fd`, whole, whatever its family.
+pub fn local_address(fd: RawFd) -> Option<(Storage, socklen_t)> {
+    let mut storage = Storage::zeroed();
+    let mut len = Storage::capacity();
+    // SAFETY: storage is valid for len bytes.
+    let ret = unsafe { libc::getsockname(fd, storage.as_mut_ptr(), &mut len) };
+    (ret == 0).then_some((storage, len))
+}
+
+/// The path a Unix socket is bound to, if `fd` is one.
+pub fn unix_socket_path(fd: RawFd) -> Option<Vec<u8>> {
+    let (storage, len) = local_address(fd)?;
+    storage.unix_path(len).map(<[u8]>::to_vec)
+}
+
+pub fn getpid() -> u32 {
+    std::process::id()
+}
+
+pub fn chmod(path: &[u8], mode: libc::mode_t) {
+    if let Ok(path) = std::ffi::CString::new(path) {
+        // SAFETY: path is NUL-terminated.
+        unsafe { libc::chmod(path.as_ptr(), mode) };
+    }
+}
+
+/// Moves `fd` to a high descriptor number (close-on-exec), out of the way of
+/// apps that assume the low numbers are theirs, and returns the new number.
+pub fn move_high(fd: RawFd) -> RawFd {
+    const FLOOR: c_int = 512;
+    // SAFETY: duplicating a descriptor we own.
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, FLOOR) };
+    if high < 0 {
+        return fd;
+    }
+    close(fd);
+    high
+}

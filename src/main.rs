@@ -1,0 +1,51 @@
+//! `agentfs`: run many copies of an unmodified web app side by side, each reachable by name.
+//!
+//! This file only parses arguments; each subcommand lives in its own module of
+//! the `agentfs-launcher` crate with a `run()`.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+
+use agentfs_launcher::{shim_lib::EmbeddedShim, wrap};
+
+/// The shim library built by build.rs for this target, carried inside the binary.
+static SHIM: EmbeddedShim = EmbeddedShim {
+    bytes: include_bytes!(concat!(env!("OUT_DIR"), "/agentfs-shim")),
+    file_name: env!("AGENTFS_SHIM_FILE_NAME"),
+};
+
+#[derive(Parser)]
+#[command(name = "agentfs", version, about, long_about = ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const ABOUT: &str = "\
+Run many copies of the same unmodified web app at once (one per git worktree, branch or \
+experiment) without port conflicts, and reach each by name.
+
+`agentfs wrap -- CMD` preloads a shim that turns the app's TCP listeners into Unix sockets \
+under $AGENTFS_HOME/run (default ~/.agentfs/run); the router then serves each instance at \
+http://APP.localhost:PORT and http://INSTANCE.APP.localhost:PORT.";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run CMD with the shim, so its TCP listeners become per-instance Unix sockets.
+    Wrap(wrap::WrapArgs),
+    // New subcommands: one variant here and one arm in `main` below.
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Wrap(args) => wrap::run(args, &SHIM),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("agentfs: {err:#}");
+            std::process::exit(1);
+        }
+    }
+}
