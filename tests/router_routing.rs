@@ -32,8 +32,7 @@ async fn two_instances_share_the_app_name() {
 async fn instance_and_port_names_reach_one_listener() {
     let home = Home::new();
     let _a = Instance::spawn(&home, "web", "a1", 3000);
-    let _a_api =
-        Instance::spawn_with(&home, "web", "a1", 4000, false, Mode::Serve, Kind::Shim);
+    let _a_api = Instance::spawn_with(&home, "web", "a1", 4000, false, Mode::Serve, Kind::Shim);
     let _b = Instance::spawn(&home, "web", "b2", 3000);
     let router = TestRouter::start(&home);
     router
@@ -57,7 +56,10 @@ async fn instance_and_port_names_reach_one_listener() {
     assert_eq!(by_port.json()["port"], 4000);
     // The app name balances over primary listeners only.
     for _ in 0..6 {
-        assert_eq!(client.get("web.localhost", "/").await.unwrap().json()["port"], 3000);
+        assert_eq!(
+            client.get("web.localhost", "/").await.unwrap().json()["port"],
+            3000
+        );
     }
     let missing = client.get("5000.a1.web.localhost", "/").await.unwrap();
     assert_eq!(missing.status, 404);
@@ -88,6 +90,9 @@ async fn instances_see_forwarding_headers_not_hop_by_hop_ones() {
     assert_eq!(headers["x-kept"], "end");
     assert!(headers.get("x-private").is_none(), "{headers}");
     // The same client connection keeps working (keep-alive on both sides).
-    assert_eq!(client.get("a1.web.localhost", "/").await.unwrap().status, 200);
+    assert_eq!(
+        client.get("a1.web.localhost", "/").await.unwrap().status,
+        200
+    );
     router.stop().await;
 }

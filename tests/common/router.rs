@@ -153,7 +153,9 @@ fn wait_ready(child: &mut Child) {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(DEADLINE).expect("backend fixture never got ready");
+    let line = rx
+        .recv_timeout(DEADLINE)
+        .expect("backend fixture never got ready");
     assert_eq!(line.trim(), "ready", "backend fixture failed to start");
 }
 
@@ -278,9 +280,11 @@ pub fn file_names(dir: &Path) -> Vec<String> {
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
-

@@ -1,0 +1,119 @@
+//! The router's own answers: 404 for unknown names (listing live apps), 421
+//! for names outside `.localhost` (never proxied), 502 when no instance can
+//! take a request (and the bridge's "not listening yet"), 508 for a loop.
+
+#[path = "common/router.rs"]
+mod router_common;
+
+use agentfs_contract::sidecar::Kind;
+use router_common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_names_get_a_404_listing_live_apps() {
+    let home = Home::new();
+    let _a = Instance::spawn(&home, "web", "a1", 3000);
+    let router = TestRouter::start(&home);
+    router.wait_instances("web", 1).await;
+    let port = router.port;
+
+    let page = get(port, "nope.localhost", "/").await;
+    assert_eq!(page.status, 404);
+    assert!(page.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(
+        page.text()
+            .contains(&format!("http://web.localhost:{port}")),
+        "{}",
+        page.text()
+    );
+    assert!(page
+        .text()
+        .contains(&format!("http://a1.web.localhost:{port}")));
+
+    let mut client = Client::connect(port).await;
+    let req = hyper::Request::get("/")
+        .header("host", "zz.web.localhost")
+        .header("accept", "application/json")
+        .body(Default::default())
+        .unwrap();
+    let answer = collect(client.send(req).await.unwrap()).await.unwrap();
+    assert_eq!(answer.status, 404);
+    let json = answer.json();
+    assert_eq!(json["status"], "error");
+    assert_eq!(json["error"]["code"], "NO_ROUTE");
+    assert_eq!(json["error"]["apps"][0]["app"], "web");
+    router.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_hosts_are_refused_and_never_proxied() {
+    let home = Home::new();
+    let _a = Instance::spawn(&home, "web", "a1", 3000);
+    let router = TestRouter::start(&home);
+    router.wait_instances("web", 1).await;
+
+    for host in ["example.com", "web.localhost.evil.com", "10.1.2.3:80"] {
+        let answer = get(router.port, host, "/").await;
+        assert_eq!(answer.status, 421, "{host}");
+    }
+    // Absolute-form: the URI's authority wins over a friendly Host.
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", router.port))
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"GET http://example.com/ HTTP/1.1\r\nHost: web.localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).await.unwrap();
+    assert!(raw.starts_with("HTTP/1.1 421"), "{raw}");
+
+    let routes = get(router.port, "agentfs.localhost", "/api/routes")
+        .await
+        .json();
+    let listener = &routes["data"]["apps"][0]["instances"][0]["listeners"][0];
+    assert_eq!(listener["requests"], 0, "a refused request reached the app");
+    router.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_instance_able_to_answer_is_a_502() {
+    let home = Home::new();
+    let _deaf = Instance::spawn_with(&home, "deaf", "a1", 3000, true, Mode::Refuse, Kind::Shim);
+    let _bridge = Instance::spawn_with(&home, "late", "a1", 3000, true, Mode::Close, Kind::Bridge);
+    let router = TestRouter::start(&home);
+    router.wait_routes("both apps", |t| t.apps.len() == 2).await;
+
+    let mut client = Client::connect(router.port).await;
+    let req = hyper::Request::get("/")
+        .header("host", "deaf.localhost")
+        .header("accept", "application/json")
+        .body(Default::default())
+        .unwrap();
+    let answer = collect(client.send(req).await.unwrap()).await.unwrap();
+    assert_eq!(answer.status, 502);
+    assert_eq!(answer.json()["error"]["code"], "NO_UPSTREAM");
+
+    let page = client.get("late.localhost", "/").await.unwrap();
+    assert_eq!(page.status, 502);
+    assert!(page.text().contains("not listening yet"), "{}", page.text());
+    router.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarding_loop_is_a_508() {
+    let home = Home::new();
+    let _a = Instance::spawn(&home, "web", "a1", 3000);
+    let router = TestRouter::start(&home);
+    router.wait_instances("web", 1).await;
+
+    // The instance sends the request back to the router, headers and all.
+    let path = format!("/loop?to={}", router.port);
+    let answer = get(router.port, "web.localhost", &path).await;
+    assert_eq!(answer.status, 508, "{}", answer.text());
+    router.stop().await;
+}

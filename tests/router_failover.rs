@@ -1,0 +1,79 @@
+//! When one of two instances dies (SIGKILL) under continuous load, no client
+//! request fails: connect failures and dropped connections are retried on the
+//! other instance.
+
+#[path = "common/router.rs"]
+mod router_common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use router_common::*;
+
+/// Concurrent keep-alive clients hammering the app name.
+const CLIENTS: usize = 4;
+/// Requests to see succeed before the kill, and again after it.
+const BEFORE_KILL: usize = 200;
+const AFTER_KILL: usize = 600;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_one_instance_under_load_fails_no_request() {
+    let home = Home::new();
+    let mut a = Instance::spawn(&home, "web", "a1", 3000);
+    let _b = Instance::spawn(&home, "web", "b2", 3000);
+    let router = TestRouter::start(&home);
+    router.wait_instances("web", 2).await;
+
+    let ok = Arc::new(AtomicUsize::new(0));
+    let served_by_a = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let (ok, by_a, stop) = (ok.clone(), served_by_a.clone(), stop.clone());
+        let port = router.port;
+        clients.push(tokio::spawn(async move {
+            let mut client = Client::connect(port).await;
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match client.get("web.localhost", "/").await {
+                    Ok(answer) if answer.status == 200 => {
+                        if answer.json()["instance"] == "a1" {
+                            by_a.fetch_add(1, Ordering::Relaxed);
+                        }
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(answer) => failures.push(format!("{}: {}", answer.status, answer.text())),
+                    Err(err) => {
+                        failures.push(err.to_string());
+                        client = Client::connect(port).await;
+                    }
+                }
+            }
+            failures
+        }));
+    }
+    wait_until("load is flowing", || {
+        ok.load(Ordering::Relaxed) >= BEFORE_KILL
+    })
+    .await;
+    assert!(served_by_a.load(Ordering::Relaxed) > 0, "a1 never served");
+    a.kill();
+    let at_kill = ok.load(Ordering::Relaxed);
+    wait_until("load continues after the kill", || {
+        ok.load(Ordering::Relaxed) >= at_kill + AFTER_KILL
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for client in clients {
+        failures.extend(client.await.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    router.wait_instances("web", 1).await;
+    router.stop().await;
+}
