@@ -15,6 +15,7 @@
 pub mod announce;
 pub mod injectable;
 pub mod instance;
+pub mod router_cmd;
 pub mod shim_lib;
 pub mod supervise;
 pub mod wrap;

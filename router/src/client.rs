@@ -52,8 +52,46 @@ pub async fn get(socket: &Path, path: &str) -> Result<Value, ClientError> {
         .await
         .map_err(|e| ClientError::Http(e.to_string()))?
         .to_bytes();
+    envelope(&body)
+}
+
+/// `GET path` on the control socket without an async runtime (usable from
+/// inside one too): one HTTP/1.0 exchange, bounded by `timeout`.
+pub fn get_blocking(
+    socket: &Path,
+    path: &str,
+    timeout: std::time::Duration,
+) -> Result<Value, ClientError> {
+    use std::io::{Read, Write};
+    let connect = |source| ClientError::Connect {
+        path: socket.display().to_string(),
+        source,
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(connect)?;
+    stream.set_read_timeout(Some(timeout)).map_err(connect)?;
+    stream.set_write_timeout(Some(timeout)).map_err(connect)?;
+    let io = |e: std::io::Error| ClientError::Http(e.to_string());
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: agentfs.localhost\r\n\r\n"
+    )
+    .map_err(io)?;
+    let mut answer = Vec::new();
+    stream
+        .take(MAX_ANSWER as u64)
+        .read_to_end(&mut answer)
+        .map_err(io)?;
+    let body = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| &answer[at + 4..])
+        .ok_or_else(|| ClientError::Http("no end of headers".into()))?;
+    envelope(body)
+}
+
+fn envelope(body: &[u8]) -> Result<Value, ClientError> {
     let value: Value =
-        serde_json::from_slice(&body).map_err(|e| ClientError::Envelope(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| ClientError::Envelope(e.to_string()))?;
     match value["status"].as_str() {
         Some("success") => Ok(value["data"].clone()),
         Some("error") => Err(ClientError::Api {

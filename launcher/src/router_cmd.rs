@@ -1,0 +1,309 @@
+//! `agentfs router [--port N] [--listen ADDR] [--foreground]`, `agentfs router status`,
+//! `agentfs router stop`; and [`ensure_running`], which `agentfs wrap` uses to
+//! start a router in the background when none runs.
+//!
+//! One router per `AGENTFS_HOME`, guarded by the flock on `router.lock`. It
+//! serves HTTP on 127.0.0.1 and [::1] (another address only with `--listen`)
+//! and its JSON API on the control socket `router.sock` (0600), which is how
+//! the other commands find it and learn its port. A background router writes
+//! to `router.log`.
+
+use std::fs;
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agentfs_contract::env::{self, DEFAULT_ROUTER_PORT};
+use agentfs_contract::{layout, liveness, naming};
+use agentfs_router::{client, listen, Config, Listeners};
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// How long a router may take to answer after being started.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+/// How long `stop` waits for the router to let go of its lock.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// How long one API call over the control socket may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Gap between two checks of a condition being waited on.
+const POLL_GAP: Duration = Duration::from_millis(20);
+/// A background router's log is started afresh when it grew past this.
+const MAX_LOG: u64 = 10 * 1024 * 1024;
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RouterArgs {
+    #[command(subcommand)]
+    pub action: Option<RouterAction>,
+    /// HTTP port to serve `*.localhost` on.
+    #[arg(long, env = env::ROUTER_PORT, default_value_t = DEFAULT_ROUTER_PORT)]
+    pub port: u16,
+    /// Run in this terminal instead of in the background.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Listen on ADDR instead of loopback (repeatable). Anyone who can reach
+    /// ADDR can then reach your apps.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<IpAddr>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RouterAction {
+    /// Whether a router runs for this AGENTFS_HOME, its port and routes (exit 1 if none).
+    Status,
+    /// Stop the router of this AGENTFS_HOME.
+    Stop,
+}
+
+/// What callers need to know about the running router.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterInfo {
+    pub port: u16,
+    pub pid: u32,
+    /// Whether this call started it.
+    pub started: bool,
+}
+
+pub fn run(args: RouterArgs) -> Result<i32> {
+    let home = layout::home_from_env()?;
+    match args.action {
+        Some(RouterAction::Status) => status(&home),
+        Some(RouterAction::Stop) => stop(&home),
+        None if args.foreground => run_foreground(&home, args.port, &args.listen),
+        None => {
+            let info = ensure_running(&home)?;
+            let verb = if info.started {
+                "started"
+            } else {
+                "already running"
+            };
+            eprintln!(
+                "agentfs: router {verb} (pid {}): http://APP.localhost:{}",
+                info.pid, info.port
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// The URLs an instance is reachable at: the app's, then the instance's.
+pub fn urls(info: &RouterInfo, app: &str, instance: &str) -> Vec<String> {
+    vec![
+        format!("http://{}:{}", naming::app_hostname(app), info.port),
+        format!(
+            "http://{}:{}",
+            naming::instance_hostname(app, instance),
+            info.port
+        ),
+    ]
+}
+
+/// The running router, asked over its control socket.
+pub fn running(home: &Path) -> Option<RouterInfo> {
+    let health =
+        client::get_blocking(&layout::router_socket(home), "/health", CALL_TIMEOUT).ok()?;
+    Some(RouterInfo {
+        port: u16::try_from(health["port"].as_u64()?).ok()?,
+        pid: u32::try_from(health["pid"].as_u64()?).ok()?,
+        started: false,
+    })
+}
+
+/// Returns the router of `home`, starting one in the background if none runs:
+/// `agentfs router --foreground` re-executed in its own session, logging to
+/// `router.log`, waited for until its control socket answers.
+pub fn ensure_running(home: &Path) -> Result<RouterInfo> {
+    if let Some(info) = running(home) {
+        return Ok(info);
+    }
+    layout::ensure_private_dir(home)?;
+    // A router holding the lock is starting up (or another wrap just started
+    // one): wait for it rather than start a second, which would only exit.
+    let child = if liveness::is_held(&layout::router_lock(home)) {
+        None
+    } else {
+        Some(spawn_background(home)?)
+    };
+    let info = wait_until_running(home, child)?;
+    Ok(info)
+}
+
+fn spawn_background(home: &Path) -> Result<Child> {
+    let log_path = layout::router_log(home);
+    let mut options = fs::OpenOptions::new();
+    options.create(true).append(true).mode(0o600);
+    if fs::metadata(&log_path).is_ok_and(|m| m.len() > MAX_LOG) {
+        options.append(false).truncate(true).write(true);
+    }
+    let log = options
+        .open(&log_path)
+        .with_context(|| format!("could not open {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("could not find the agentfs executable")?;
+    let child = Command::new(exe)
+        .args(["router", "--foreground"])
+        .env(env::HOME, home)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("could not start the router")?;
+    Ok(child)
+}
+
+fn wait_until_running(home: &Path, mut child: Option<Child>) -> Result<RouterInfo> {
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        if let Some(mut info) = running(home) {
+            info.started = child.is_some();
+            if let Some(mut child) = child {
+                // Reap it whenever it ends, so it never lingers as a zombie of ours.
+                std::thread::spawn(move || child.wait());
+            }
+            return Ok(info);
+        }
+        if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            // It may have lost the lock to a router another process started.
+            if liveness::is_held(&layout::router_lock(home)) {
+                child = None;
+                continue;
+            }
+            bail!(
+                "the router exited ({status}) before answering; see {}",
+                layout::router_log(home).display()
+            );
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the router did not answer on {} within {START_DEADLINE:?}; see {}",
+                layout::router_socket(home).display(),
+                layout::router_log(home).display()
+            );
+        }
+        std::thread::sleep(POLL_GAP);
+    }
+}
+
+fn run_foreground(home: &Path, port: u16, listen_on: &[IpAddr]) -> Result<i32> {
+    init_tracing();
+    layout::ensure_private_dir(home)?;
+    let lock_path = layout::router_lock(home);
+    let Some(_lock) = liveness::try_acquire(&lock_path)
+        .with_context(|| format!("could not open {}", lock_path.display()))?
+    else {
+        bail!(
+            "a router already runs for {} (see `agentfs router status`)",
+            home.display()
+        );
+    };
+    let http = if listen_on.is_empty() {
+        listen::bind_loopback(port)
+    } else {
+        listen::bind_addrs(listen_on, port)
+    }
+    .with_context(|| {
+        format!(
+            "port {port} is taken? choose another with --port or {}",
+            env::ROUTER_PORT
+        )
+    })?;
+    let control = listen::bind_control(&layout::router_socket(home))?;
+    let listeners = Listeners {
+        http,
+        control: Some(control),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let router = agentfs_router::Router::start(Config::for_home(home), listeners)?;
+        let addrs: Vec<String> = router.http_addrs().iter().map(|a| a.to_string()).collect();
+        tracing::info!(
+            pid = std::process::id(),
+            "router listening on {}",
+            addrs.join(", ")
+        );
+        shutdown_signal().await;
+        tracing::info!("router stopping");
+        router.shutdown().await;
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn status(home: &Path) -> Result<i32> {
+    let socket = layout::router_socket(home);
+    let Ok(health) = client::get_blocking(&socket, "/health", CALL_TIMEOUT) else {
+        println!("no router is running for {}", home.display());
+        return Ok(1);
+    };
+    println!(
+        "router running: pid {}, port {}, {} route(s), up {}s",
+        health["pid"], health["port"], health["routes"], health["uptime_secs"]
+    );
+    if let Ok(routes) = client::get_blocking(&socket, "/api/routes", CALL_TIMEOUT) {
+        print_routes(&routes);
+    }
+    Ok(0)
+}
+
+fn print_routes(routes: &Value) {
+    for app in routes["apps"].as_array().into_iter().flatten() {
+        println!("  {}", app["url"].as_str().unwrap_or(""));
+        for instance in app["instances"].as_array().into_iter().flatten() {
+            println!("    {}", instance["url"].as_str().unwrap_or(""));
+        }
+    }
+}
+
+fn stop(home: &Path) -> Result<i32> {
+    let Some(info) = running(home) else {
+        println!("no router is running for {}", home.display());
+        return Ok(0);
+    };
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(info.pid)?);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+        .with_context(|| format!("could not signal the router (pid {})", info.pid))?;
+    let lock = layout::router_lock(home);
+    let deadline = Instant::now() + STOP_DEADLINE;
+    while liveness::is_held(&lock) {
+        if Instant::now() >= deadline {
+            bail!(
+                "the router (pid {}) did not stop within {STOP_DEADLINE:?}",
+                info.pid
+            );
+        }
+        std::thread::sleep(POLL_GAP);
+    }
+    println!("router stopped (pid {})", info.pid);
+    Ok(0)
+}

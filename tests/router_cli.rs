@@ -1,0 +1,68 @@
+//! `agentfs router` as a real process: started in the background, found by
+//! `status`, refused a second time, and stopped by `stop`.
+//! Needs `Router(RouterArgs)` wired into `src/main.rs`.
+
+#[path = "common/router.rs"]
+mod router_common;
+
+use std::process::{Command, Output};
+
+use agentfs_contract::{layout, liveness};
+use router_common::*;
+
+fn agentfs(home: &Home, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agentfs"))
+        .args(args)
+        .env("AGENTFS_HOME", &home.dir)
+        .env("AGENTFS_ROUTER_PORT", "0")
+        .output()
+        .unwrap()
+}
+
+/// Stops the background router even when an assertion fails first.
+struct StopOnDrop<'a>(&'a Home);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = agentfs(self.0, &["router", "stop"]);
+    }
+}
+
+#[test]
+fn background_router_lifecycle() {
+    let home = Home::new();
+    let help = agentfs(&home, &["router", "--help"]);
+    assert!(
+        help.status.success(),
+        "`agentfs router` is not wired into src/main.rs"
+    );
+    assert_eq!(agentfs(&home, &["router", "status"]).status.code(), Some(1));
+
+    let _stop = StopOnDrop(&home);
+    let started = agentfs(&home, &["router"]);
+    assert!(started.status.success(), "{started:?}");
+    assert!(liveness::is_held(&layout::router_lock(&home.dir)));
+    let status = agentfs(&home, &["router", "status"]);
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    let port: u16 = text
+        .split("port ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {text}"));
+    let answer = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { get(port, "agentfs.localhost", "/health").await });
+    assert_eq!(answer.json()["data"]["port"], port);
+
+    let second = agentfs(&home, &["router", "--foreground"]);
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already runs"));
+
+    let stopped = agentfs(&home, &["router", "stop"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(!liveness::is_held(&layout::router_lock(&home.dir)));
+    assert!(!layout::router_socket(&home.dir).exists());
+    assert_eq!(agentfs(&home, &["router", "status"]).status.code(), Some(1));
+}
