@@ -6,7 +6,7 @@
 
 use clap::{Parser, Subcommand};
 
-use agentfs_launcher::{shim_lib::EmbeddedShim, wrap};
+use agentfs_launcher::{bridge, shim_lib::EmbeddedShim, wrap};
 
 /// The shim library built by build.rs for this target, carried inside the binary.
 static SHIM: EmbeddedShim = EmbeddedShim {
@@ -33,6 +33,8 @@ http://APP.localhost:PORT and http://INSTANCE.APP.localhost:PORT.";
 enum Command {
     /// Run CMD with the shim, so its TCP listeners become per-instance Unix sockets.
     Wrap(wrap::WrapArgs),
+    /// Forward a run-dir socket to an app's TCP port, for programs that cannot take the shim.
+    Bridge(bridge::BridgeArgs),
     // New subcommands: one variant here and one arm in `main` below.
 }
 
@@ -40,6 +42,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Wrap(args) => wrap::run(args, &SHIM),
+        Command::Bridge(args) => bridge::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -7,15 +7,19 @@
 //! - [`supervise`]: running the child to the end: signals, process group, exit code.
 //! - [`announce`]: one line per listener as its sidecar appears.
 //! - [`injectable`]: whether a program can take the shim (ELF and Mach-O rules).
+//! - [`bridge`]: `agentfs bridge`: a run-dir socket forwarding to an app's TCP port.
+//! - [`wrap_bridge`]: wrap's fallback for programs the shim cannot enter: the app behind bridges.
 //!
 //! `src/main.rs` of the root package only parses arguments and calls the
 //! `run()` of one of these.
 #![forbid(unsafe_code)]
 
 pub mod announce;
+pub mod bridge;
 pub mod injectable;
 pub mod instance;
 pub mod router_cmd;
 pub mod shim_lib;
 pub mod supervise;
 pub mod wrap;
+pub mod wrap_bridge;

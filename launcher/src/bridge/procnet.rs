@@ -1,0 +1,152 @@
+//! Which TCP ports a process tree listens on, read from Linux's `/proc`.
+//!
+//! For apps that ignore `PORT`: the tree is every process whose `ppid` chain
+//! reaches the root (from `/proc/*/stat`); its sockets are the
+//! `socket:[inode]` links in `/proc/PID/fd`; the listening ones are the rows
+//! of `/proc/PID/net/tcp{,6}` in state `0A` with one of those inodes. Where
+//! there is no `/proc` (macOS) the answer is simply empty.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+
+/// `TCP_LISTEN` in the `st` column of `/proc/net/tcp`.
+const TCP_LISTEN: &str = "0A";
+
+/// The listening TCP addresses of `root_pid` and all its descendants,
+/// sorted, as the sockets are bound (`0.0.0.0:8080`, `[::]:8080`, ...).
+pub fn listening_tcp_ports(root_pid: u32) -> Vec<SocketAddr> {
+    listening_in(Path::new("/proc"), root_pid)
+}
+
+/// [`listening_tcp_ports`] under another procfs mount.
+pub fn listening_in(proc_root: &Path, root_pid: u32) -> Vec<SocketAddr> {
+    let tree = process_tree(proc_root, root_pid);
+    let inodes: HashSet<u64> = tree
+        .iter()
+        .flat_map(|pid| socket_inodes(proc_root, *pid))
+        .collect();
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let mut found: Vec<SocketAddr> = ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|table| {
+            fs::read_to_string(proc_root.join(format!("{root_pid}/net/{table}"))).ok()
+        })
+        .flat_map(|text| parse_listeners(&text))
+        .filter(|(_, inode)| inodes.contains(inode))
+        .map(|(addr, _)| addr)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Where to connect to reach a listener: its own address, or loopback for a
+/// wildcard bind.
+pub fn connect_addr(listening: SocketAddr) -> SocketAddr {
+    let ip = match listening.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listening.port())
+}
+
+/// `root` and every process descended from it.
+fn process_tree(proc_root: &Path, root: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(ppid) = fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| parent_of(&stat))
+        {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut tree = vec![root];
+    let mut next = 0;
+    while let Some(&pid) = tree.get(next) {
+        next += 1;
+        if let Some(kids) = children.get(&pid) {
+            tree.extend(kids.iter().filter(|k| **k != root));
+        }
+    }
+    tree
+}
+
+/// The `ppid` field of `/proc/PID/stat`: after the command name, which is in
+/// parentheses and may itself contain `)` and spaces.
+pub fn parent_of(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn socket_inodes(proc_root: &Path, pid: u32) -> Vec<u64> {
+    let Ok(fds) = fs::read_dir(proc_root.join(format!("{pid}/fd"))) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let text = target.to_str()?;
+            text.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// The listening rows of a `/proc/net/tcp` or `tcp6` table: `(address, inode)`.
+pub fn parse_listeners(table: &str) -> Vec<(SocketAddr, u64)> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            if cols.get(3) != Some(&TCP_LISTEN) {
+                return None;
+            }
+            let addr = parse_hex_addr(cols.get(1)?)?;
+            let inode = cols.get(9)?.parse().ok()?;
+            Some((addr, inode))
+        })
+        .collect()
+}
+
+/// `0100007F:1F90` → `127.0.0.1:8080`. The kernel prints each 32-bit word of
+/// the address as a native-endian integer, and the port in hex.
+fn parse_hex_addr(field: &str) -> Option<SocketAddr> {
+    let (ip_hex, port_hex) = field.split_once(':')?;
+    let port = u16::from_str_radix(port_hex, 16).ok()?;
+    let words: Option<Vec<[u8; 4]>> = (0..ip_hex.len() / 8)
+        .map(|i| {
+            let word = u32::from_str_radix(ip_hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
+            Some(word.to_ne_bytes())
+        })
+        .collect();
+    let bytes: Vec<u8> = words?.concat();
+    let ip = match (ip_hex.len(), bytes.len()) {
+        (8, 4) => IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
+        (32, 16) => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+#[path = "procnet_tests.rs"]
+mod tests;

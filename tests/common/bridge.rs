@@ -1,0 +1,304 @@
+//! Helpers for the bridge, wrap-fallback, ps and route tests: a private
+//! `AGENTFS_HOME`, the real `agentfs` binary, TCP backends (a test thread or
+//! C servers built here with `cc`), HTTP over a Unix socket, and polling
+//! with a deadline.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Deadline for any condition a test waits on.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+/// Pause between two looks at a condition that has no event to wait for.
+const POLL: Duration = Duration::from_millis(10);
+
+pub const AGENTFS: &str = env!("CARGO_BIN_EXE_agentfs");
+
+/// A private `AGENTFS_HOME` (short, for `sun_path`), removed on drop.
+pub struct Home {
+    pub dir: PathBuf,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("afb-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Home { dir }
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    /// `agentfs ARGS` with this home, stdin closed, output piped.
+    pub fn agentfs(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(AGENTFS);
+        cmd.args(args)
+            .env("AGENTFS_HOME", &self.dir)
+            .env_remove("AGENTFS_ROUTER_PORT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs `agentfs ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.agentfs(args).output().unwrap()
+    }
+
+    /// The parsed sidecar at `run/{stem}.json`, once it exists.
+    pub fn wait_sidecar(&self, stem: &str) -> serde_json::Value {
+        let path = self.run_dir().join(format!("{stem}.json"));
+        wait_for(&format!("{} to appear", path.display()), || {
+            let text = std::fs::read(&path).ok()?;
+            serde_json::from_slice(&text).ok()
+        })
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Running(pub Child);
+
+impl Running {
+    pub fn spawn(mut cmd: Command) -> Running {
+        Running(cmd.spawn().unwrap())
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.0.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for exit, with the deadline; returns the exit code and stderr.
+    pub fn wait(mut self) -> (Option<i32>, String) {
+        let status = wait_for("the process to exit", || self.0.try_wait().unwrap());
+        let mut stderr = String::new();
+        if let Some(mut err) = self.0.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        (status.code(), stderr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `check` until it returns `Some`, panicking after [`DEADLINE`].
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A backend on a test thread: for each connection, reads to EOF (the
+/// client's half-close), then answers `echo:` + what it read and closes.
+pub fn echo_until_eof_server() -> u16 {
+    counting_echo_server().0
+}
+
+/// [`echo_until_eof_server`], also counting the connections it accepted.
+pub fn counting_echo_server() -> (u16, std::sync::Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                if conn.read_to_end(&mut got).is_ok() {
+                    let _ = conn.write_all(b"echo:");
+                    let _ = conn.write_all(&got);
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+/// The number of threads of process `pid`, from `/proc/PID/status`.
+pub fn thread_count(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends `data` over the Unix socket, half-closes, and reads the answer to EOF.
+pub fn exchange(socket: &Path, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(DEADLINE))?;
+    let writer = {
+        let mut stream = stream.try_clone()?;
+        let data = data.to_vec();
+        // Written on another thread, so a large payload cannot deadlock
+        // against an answer that is not read yet.
+        std::thread::spawn(move || -> std::io::Result<()> {
+            stream.write_all(&data)?;
+            stream.shutdown(Shutdown::Write)
+        })
+    };
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    writer.join().unwrap()?;
+    Ok(answer)
+}
+
+/// `GET /` with `Host: host` over a Unix socket; the whole raw answer.
+pub fn http_get_unix(socket: &Path, path: &str) -> std::io::Result<String> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(DEADLINE))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+/// Polls until an HTTP GET over `socket` answers 200; returns the answer.
+pub fn wait_http_ok(socket: &Path, path: &str) -> String {
+    wait_for(&format!("HTTP 200 from {}", socket.display()), || {
+        http_get_unix(socket, path)
+            .ok()
+            .filter(|a| a.starts_with("HTTP/1.0 200") || a.starts_with("HTTP/1.1 200"))
+    })
+}
+
+/// A tiny HTTP server in C: listens on 127.0.0.1 at `$PORT` (or at argv[1]
+/// when given, for a server that ignores PORT) and answers every request
+/// with `hello from C on PORT`.
+pub const C_SERVER: &str = r#"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    const char *port_text = argc > 1 ? argv[1] : getenv("PORT");
+    if (!port_text) { fprintf(stderr, "no PORT\n"); return 2; }
+    int port = atoi(port_text);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) || listen(fd, 64)) { perror("listen"); return 3; }
+    for (;;) {
+        int c = accept(fd, 0, 0);
+        if (c < 0) continue;
+        char buf[4096];
+        ssize_t n = read(c, buf, sizeof buf);
+        (void)n;
+        char body[64];
+        int len = snprintf(body, sizeof body, "hello from C on %d", port);
+        char head[256];
+        int hlen = snprintf(head, sizeof head,
+            "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len);
+        write(c, head, hlen);
+        write(c, body, len);
+        close(c);
+    }
+}
+"#;
+
+/// Compiles [`C_SERVER`] into `dir` (statically with `static_link`).
+pub fn build_c_server(dir: &Path, static_link: bool) -> PathBuf {
+    let src = dir.join("server.c");
+    std::fs::write(&src, C_SERVER).unwrap();
+    let out = dir.join(if static_link {
+        "server-static"
+    } else {
+        "server"
+    });
+    let mut cc = Command::new("cc");
+    if static_link {
+        cc.arg("-static");
+    }
+    let status = cc
+        .arg("-O1")
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cc failed");
+    out
+}
+
+/// The `*.json` sidecars in `dir`, by file name, sorted.
+pub fn sidecar_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// All file names in `dir`, sorted (empty if it does not exist).
+pub fn all_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
