@@ -33,6 +33,9 @@ pub struct WrapArgs {
     /// Instance id (a DNS label). Default: a short random id unused in the run directory.
     #[arg(long, value_name = "ID")]
     pub instance: Option<String>,
+    /// Don't start the router (by default wrap starts one when none runs).
+    #[arg(long)]
+    pub no_router: bool,
     /// The command to run, after `--`.
     #[arg(
         required = true,

@@ -1,0 +1,64 @@
+//! The sample servers in `fixtures/`, by name, as command lines.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Fixture {
+    /// `fixtures/python/probe_server.py`
+    PythonProbe,
+    /// `fixtures/python/passthrough.py`
+    PythonPassthrough,
+    /// `fixtures/node/server.js`
+    Node,
+    /// `fixtures/node/cluster.js`
+    NodeCluster,
+    /// `fixtures/c/server.c`, compiled once per test binary.
+    C,
+}
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+impl Fixture {
+    /// The command line running this fixture with `args`.
+    pub fn command(self, args: &[&str]) -> Vec<String> {
+        let dir = fixtures_dir();
+        let mut cmd: Vec<String> = match self {
+            Fixture::PythonProbe => {
+                vec!["python3".into(), path(dir.join("python/probe_server.py"))]
+            }
+            Fixture::PythonPassthrough => {
+                vec!["python3".into(), path(dir.join("python/passthrough.py"))]
+            }
+            Fixture::Node => vec!["node".into(), path(dir.join("node/server.js"))],
+            Fixture::NodeCluster => vec!["node".into(), path(dir.join("node/cluster.js"))],
+            Fixture::C => vec![path(c_server())],
+        };
+        cmd.extend(args.iter().map(|a| a.to_string()));
+        cmd
+    }
+}
+
+fn path(p: PathBuf) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Compiles `fixtures/c/server.c` with the system C compiler, once.
+fn c_server() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = std::env::temp_dir().join(format!("agentfs-c-server-{}", std::process::id()));
+            let status = std::process::Command::new("cc")
+                .args(["-O1", "-Wall", "-o"])
+                .arg(&out)
+                .arg(fixtures_dir().join("c/server.c"))
+                .status()
+                .expect("a C compiler (cc)");
+            assert!(status.success(), "compiling fixtures/c/server.c failed");
+            out
+        })
+        .clone()
+}

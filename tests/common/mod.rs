@@ -1,0 +1,259 @@
+//! Shared helpers for the integration tests: a private `AGENTFS_HOME` per
+//! test, running `agentfs wrap`, waiting on conditions with a deadline, and
+//! HTTP over Unix sockets. Everything is real: processes, sockets, files.
+#![allow(dead_code)]
+
+pub mod fixtures;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agentfs_contract::sidecar::{self, Sidecar};
+
+/// How long any awaited condition may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+/// Pause between two looks at a condition.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Polls `probe` until it returns `Some`, failing the test after [`DEADLINE`].
+pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The `agentfs` binary under test.
+pub fn agentfs_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_agentfs")
+}
+
+/// A private, short `AGENTFS_HOME` for one test, removed at the end.
+pub struct TestHome {
+    pub dir: PathBuf,
+}
+
+impl TestHome {
+    pub fn new() -> TestHome {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("afs-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TestHome { dir }
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    /// `agentfs` with this home and no router.
+    pub fn agentfs(&self) -> Command {
+        let mut cmd = Command::new(agentfs_bin());
+        cmd.env("AGENTFS_HOME", &self.dir)
+            .env_remove("AGENTFS_LOG")
+            .env_remove("LD_PRELOAD");
+        cmd
+    }
+
+    /// Starts `agentfs wrap --name APP --instance ID -- CMD...`.
+    pub fn wrap(&self, app: &str, id: &str, cmd: &[String]) -> Wrapped {
+        let mut command = self.agentfs();
+        command
+            .args(["wrap", "--no-router", "--name", app, "--instance", id, "--"])
+            .args(cmd);
+        Wrapped::spawn(command)
+    }
+
+    /// Every sidecar in the run directory that reads back valid.
+    pub fn sidecars(&self) -> Vec<Sidecar> {
+        let Ok(entries) = std::fs::read_dir(self.run_dir()) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| sidecar::read_checked(&e.path(), &self.run_dir()).ok())
+            .collect()
+    }
+
+    /// Waits for the sidecar of `app`/`id` whose port is `port` (any port if `None`).
+    pub fn wait_sidecar(&self, app: &str, id: &str, port: Option<u16>) -> Sidecar {
+        wait_for(&format!("the sidecar of {app}/{id} port {port:?}"), || {
+            self.sidecars()
+                .into_iter()
+                .find(|c| c.app == app && c.instance == id && port.is_none_or(|p| c.port == p))
+        })
+    }
+
+    /// Names of the files in the run directory, sorted.
+    pub fn run_dir_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.run_dir())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// The shim library wrap installed under this home.
+    pub fn installed_shim(&self) -> PathBuf {
+        let lib = self.dir.join("lib");
+        let status = self
+            .agentfs()
+            .args(["wrap", "--no-router", "--", "true"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let hash_dir = std::fs::read_dir(&lib)
+            .unwrap()
+            .flatten()
+            .next()
+            .expect("a shim directory")
+            .path();
+        hash_dir.join("libagentfs_shim.so")
+    }
+}
+
+impl Drop for TestHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `agentfs wrap` with its output collected line by line.
+pub struct Wrapped {
+    pub child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+fn collect(stream: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+impl Wrapped {
+    pub fn spawn(mut command: Command) -> Wrapped {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        Wrapped {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for a stdout line containing `needle` and returns it.
+    pub fn wait_stdout(&self, needle: &str) -> String {
+        wait_for(
+            &format!("stdout line with {needle:?} (stderr: {:?})", self.stderr()),
+            || self.stdout().into_iter().find(|l| l.contains(needle)),
+        )
+    }
+
+    /// Waits for a stderr line containing `needle` and returns it.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        wait_for(&format!("stderr line with {needle:?}"), || {
+            self.stderr().into_iter().find(|l| l.contains(needle))
+        })
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill with a pid we spawned.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits for wrap to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_for("wrap to exit", || self.child.try_wait().unwrap())
+    }
+}
+
+impl Drop for Wrapped {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.signal(libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(POLL);
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Whether a process exists.
+pub fn process_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// Sends `signal` to a process.
+pub fn send_signal(pid: u32, signal: i32) {
+    // SAFETY: plain kill.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// `GET path` over a Unix socket with `Connection: close`; returns status and body.
+pub fn http_get(socket: &Path, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(DEADLINE))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test.localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// `GET path` answered 200 with a JSON body.
+pub fn get_json(socket: &Path, path: &str) -> serde_json::Value {
+    let (status, body) = http_get(socket, path)
+        .unwrap_or_else(|e| panic!("GET {path} via {}: {e}", socket.display()));
+    assert_eq!(status, 200, "body: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
