@@ -11,10 +11,12 @@
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use crate::layout::current_uid;
 use crate::naming;
+use crate::sidecar::{Kind, Sidecar};
 
 /// How often a contended probe is retried: [`is_held`] takes the lock for a
 /// moment, so a competing [`try_acquire`] can lose to a prober, not to an owner.
@@ -94,6 +96,34 @@ pub fn remove_if_stale(socket: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Whether the entry a sidecar describes is live. A manual route
+/// ([`Kind::Manual`]) has no owner process and no lock: it is live while its
+/// socket exists as a socket. Everything else is live while its lock is held.
+pub fn entry_is_live(car: &Sidecar) -> bool {
+    match car.kind {
+        Kind::Manual => fs::symlink_metadata(&car.socket)
+            .is_ok_and(|m| m.file_type().is_socket() && m.uid() == current_uid()),
+        Kind::Shim | Kind::Bridge => socket_is_live(&car.socket),
+    }
+}
+
+/// Removes the entry of the sidecar at `sidecar_path` if it is stale; returns
+/// whether it was. For a manual route only the sidecar goes: the socket it
+/// names is somebody else's and is never touched. For the other kinds the
+/// socket is the one beside the sidecar, whatever the sidecar claims.
+pub fn remove_stale_entry(sidecar_path: &Path, car: &Sidecar) -> io::Result<bool> {
+    match car.kind {
+        Kind::Manual if entry_is_live(car) => Ok(false),
+        Kind::Manual => match fs::remove_file(sidecar_path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(true),
+        },
+        Kind::Shim | Kind::Bridge => {
+            remove_if_stale(&sidecar_path.with_extension(naming::SOCKET_EXT))
+        }
+    }
+}
+
 /// Removes a socket's files; the caller must hold its lock.
 pub fn remove_entry_files(socket: &Path) {
     let _ = fs::remove_file(naming::sidecar_path(socket));
@@ -154,5 +184,37 @@ mod tests {
         child.wait().unwrap();
         assert!(remove_if_stale(&socket).unwrap());
         assert!(!socket.exists() && !lock.exists());
+    }
+
+    fn manual(socket: &Path) -> Sidecar {
+        let json = format!(
+            r#"{{"version":1,"kind":"manual","app":"web","instance":"m","pid":0,
+            "socket":{socket:?},"address":"unix","port":0,"primary":true,
+            "hostname":"m.web.localhost","argv":[],"cwd":"/","started_at":"x"}}"#
+        );
+        Sidecar::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn manual_routes_live_with_their_socket_and_never_lose_it() {
+        let dir = scratch("manual");
+        let socket = dir.join("outside.sock");
+        let car_path = dir.join("web-m.json");
+        let car = manual(&socket);
+        car.write_atomic(&car_path).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert!(entry_is_live(&car));
+        assert!(!remove_stale_entry(&car_path, &car).unwrap());
+        assert!(car_path.exists() && socket.exists());
+        // A socket whose server exited is still a route to it (servers that
+        // come back rebind the same path); a missing socket is stale.
+        drop(listener);
+        assert!(entry_is_live(&car));
+        fs::remove_file(&socket).unwrap();
+        fs::write(&socket, b"not a socket").unwrap();
+        assert!(!entry_is_live(&car));
+        assert!(remove_stale_entry(&car_path, &car).unwrap());
+        assert!(!car_path.exists(), "the sidecar goes");
+        assert!(socket.exists(), "what it named is never touched");
     }
 }

@@ -159,15 +159,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Reads a sidecar from the run directory as a hostile file, and checks that
-/// the socket it names is a socket of ours inside `run_dir`.
+/// the socket it names is a socket of ours inside `run_dir`. Only a
+/// [`Kind::Manual`] route (`agentfs route`) may name a socket elsewhere, and
+/// then only by an absolute path without `..`; it must still be a socket
+/// (not a symlink) that belongs to us.
 pub fn read_checked(path: &Path, run_dir: &Path) -> Result<Sidecar, Rejected> {
     let sidecar = read_file_checked(path)?;
     let socket = &sidecar.socket;
-    if socket.parent() != Some(run_dir)
-        || socket
-            .components()
-            .any(|c| c == std::path::Component::ParentDir)
-    {
+    let has_parent_dir = socket
+        .components()
+        .any(|c| c == std::path::Component::ParentDir);
+    let placed = match sidecar.kind {
+        Kind::Manual => socket.is_absolute(),
+        Kind::Shim | Kind::Bridge => socket.parent() == Some(run_dir),
+    };
+    if !placed || has_parent_dir {
         return Err(Rejected::SocketOutsideRunDir(socket.clone()));
     }
     let meta = fs::symlink_metadata(socket).map_err(|_| Rejected::NotASocket(socket.clone()))?;
@@ -333,6 +339,44 @@ mod tests {
         assert!(matches!(
             read_checked(&big, &dir),
             Err(Rejected::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn only_manual_routes_may_name_an_outside_socket() {
+        let run = scratch("manual-run");
+        let outside = scratch("manual-outside");
+        let sock_path = outside.join("app.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+        let car_path = run.join("web-a1.json");
+        let mut car = sample(sock_path.clone());
+        car.kind = Kind::Manual;
+        car.write_atomic(&car_path).unwrap();
+        assert_eq!(read_checked(&car_path, &run).unwrap().socket, sock_path);
+
+        car.kind = Kind::Bridge;
+        car.write_atomic(&car_path).unwrap();
+        assert!(matches!(
+            read_checked(&car_path, &run),
+            Err(Rejected::SocketOutsideRunDir(_))
+        ));
+
+        car.kind = Kind::Manual;
+        for bad in ["relative.sock", "/tmp/../etc/x.sock"] {
+            car.socket = bad.into();
+            car.write_atomic(&car_path).unwrap();
+            assert!(matches!(
+                read_checked(&car_path, &run),
+                Err(Rejected::SocketOutsideRunDir(_))
+            ));
+        }
+        let link = outside.join("link.sock");
+        std::os::unix::fs::symlink(&sock_path, &link).unwrap();
+        car.socket = link;
+        car.write_atomic(&car_path).unwrap();
+        assert!(matches!(
+            read_checked(&car_path, &run),
+            Err(Rejected::NotASocket(_))
         ));
     }
 
