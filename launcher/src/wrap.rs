@@ -15,8 +15,9 @@ use anyhow::{Context, Result};
 
 use agentfs_contract::{env, layout, liveness, naming, sidecar};
 
+use crate::injectable::{self, Verdict};
 use crate::shim_lib::EmbeddedShim;
-use crate::{announce, instance, supervise};
+use crate::{announce, instance, router_cmd, supervise, wrap_bridge};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -36,6 +37,10 @@ pub struct WrapArgs {
     /// Don't start the router (by default wrap starts one when none runs).
     #[arg(long)]
     pub no_router: bool,
+    /// Run the app behind a bridge (a socket forwarding to its TCP port) instead of
+    /// preloading the shim. wrap does this by itself for programs that cannot take it.
+    #[arg(long)]
+    pub bridge: bool,
     /// The command to run, after `--`.
     #[arg(
         required = true,
@@ -142,8 +147,29 @@ fn preload_value(shim: &Path, existing: Option<OsString>) -> OsString {
 
 pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     let instance = Instance::prepare(args.name.as_deref(), args.instance.as_deref())?;
-    let shim_path = shim.install(&instance.home)?;
+    let router_port = if args.no_router {
+        None
+    } else {
+        start_router(&instance.home)
+    };
     let program = &args.command[0];
+    let verdict = if args.bridge {
+        Verdict::NotInjectable {
+            reason: "--bridge was given".to_owned(),
+        }
+    } else {
+        injectable::check(Path::new(program))
+    };
+    if let Verdict::NotInjectable { reason } = verdict {
+        return wrap_bridge::run_bridged(
+            &args.command,
+            &instance.app,
+            &instance.id,
+            &instance.home,
+            &reason,
+        );
+    }
+    let shim_path = shim.install(&instance.home)?;
     let mut command = tokio::process::Command::new(program);
     command.args(&args.command[1..]);
     command.envs(instance.env_vars());
@@ -173,7 +199,7 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
         .enable_all()
         .build()?;
     let code = runtime.block_on(async {
-        let announcer = announce::Announcer::start(&instance, None)?;
+        let announcer = announce::Announcer::start(&instance, router_port)?;
         let child = match command.spawn() {
             Ok(child) => child,
             Err(e) => return Ok(spawn_failure(program, &e)),
@@ -182,6 +208,18 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     });
     instance.remove_stale_files();
     code
+}
+
+/// Starts the router unless one runs, and returns its port. A router that
+/// cannot start is not fatal: the app still runs and answers on its socket.
+fn start_router(home: &Path) -> Option<u16> {
+    match router_cmd::ensure_running(home) {
+        Ok(info) => Some(info.port),
+        Err(e) => {
+            eprintln!("agentfs: the router could not start ({e:#}); the app runs without URLs");
+            None
+        }
+    }
 }
 
 /// Exit codes as shells give them: 127 not found, 126 not executable.
