@@ -6,7 +6,7 @@
 
 use clap::{Parser, Subcommand};
 
-use agentfs_launcher::{bridge, router_cmd, shim_lib::EmbeddedShim, wrap};
+use agentfs_launcher::{bridge, ps, route, router_cmd, shim_lib::EmbeddedShim, wrap};
 
 /// The shim library built by build.rs for this target, carried inside the binary.
 static SHIM: EmbeddedShim = EmbeddedShim {
@@ -35,6 +35,10 @@ enum Command {
     Wrap(wrap::WrapArgs),
     /// Forward a run-dir socket to an app's TCP port, for programs that cannot take the shim.
     Bridge(bridge::BridgeArgs),
+    /// List every instance: app, instance, kind, pid, port, URL, status, uptime.
+    Ps(ps::PsArgs),
+    /// Route HOST to a Unix socket no agentfs process made, or --remove it.
+    Route(route::RouteArgs),
     /// Route APP.localhost to the running instances (background unless --foreground).
     Router(router_cmd::RouterArgs),
     // New subcommands: one variant here and one arm in `main` below.
@@ -45,6 +49,8 @@ fn main() {
     let result = match cli.command {
         Command::Wrap(args) => wrap::run(args, &SHIM),
         Command::Bridge(args) => bridge::run(args),
+        Command::Ps(args) => ps::run(args),
+        Command::Route(args) => route::run(args),
         Command::Router(args) => router_cmd::run(args),
     };
     match result {

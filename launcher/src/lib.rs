@@ -8,6 +8,8 @@
 //! - [`announce`]: one line per listener as its sidecar appears.
 //! - [`injectable`]: whether a program can take the shim (ELF and Mach-O rules).
 //! - [`bridge`]: `agentfs bridge`: a run-dir socket forwarding to an app's TCP port.
+//! - [`ps`]: `agentfs ps`: every instance, live or stale, as a table or JSON.
+//! - [`route`]: `agentfs route`: a name for a Unix socket no agentfs process made.
 //! - [`wrap_bridge`]: wrap's fallback for programs the shim cannot enter: the app behind bridges.
 //!
 //! `src/main.rs` of the root package only parses arguments and calls the
@@ -18,6 +20,8 @@ pub mod announce;
 pub mod bridge;
 pub mod injectable;
 pub mod instance;
+pub mod ps;
+pub mod route;
 pub mod router_cmd;
 pub mod shim_lib;
 pub mod supervise;
