@@ -1,0 +1,166 @@
+//! wrap's fallback for programs that cannot take the shim: statically linked
+//! C servers built here, run behind bridges, found even when they ignore PORT.
+//!
+//! `run_bridged_finds_a_server_that_ignores_port` drives the library entry
+//! directly. The `wrap_*` tests go through `agentfs wrap` and need wrap to
+//! call `agentfs_launcher::wrap_bridge::run_bridged` (they are ignored until
+//! it does). No test here opens TCP listeners in this process: discovery
+//! looks at this process's tree.
+
+#[path = "common/bridge.rs"]
+mod bridge_common;
+#[path = "common/router.rs"]
+mod router_common;
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+
+use bridge_common::*;
+
+/// Children of this process whose command name is `comm`.
+fn children_named(comm: &str) -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let name = stat
+                .split('(')
+                .nth(1)
+                .and_then(|s| s.rsplit_once(')'))
+                .map(|(n, _)| n);
+            let ppid = agentfs_launcher::bridge::procnet::parent_of(&stat);
+            name == Some(comm) && ppid == Some(me)
+        })
+        .collect()
+}
+
+#[test]
+fn run_bridged_finds_a_server_that_ignores_port() {
+    let home = Home::new();
+    let server = build_c_server(&home.dir, true);
+    let own_port = free_port();
+    let cmd: Vec<OsString> = vec![server.clone().into(), own_port.to_string().into()];
+    let dir = home.dir.clone();
+    let bridged = std::thread::spawn(move || {
+        agentfs_launcher::wrap_bridge::run_bridged(&cmd, "ign", "one", &dir, "test: not injectable")
+    });
+    let car = home.wait_sidecar("ign-one");
+    assert_eq!(car["kind"], "bridge");
+    let given_port = car["port"].as_u64().unwrap() as u16;
+    assert_ne!(given_port, own_port);
+    // The primary socket ends up at the port the app chose itself...
+    let primary = home.run_dir().join("ign-one.sock");
+    let answer = wait_http_ok(&primary, "/");
+    assert!(
+        answer.ends_with(&format!("hello from C on {own_port}")),
+        "{answer}"
+    );
+    let car = home.wait_sidecar("ign-one");
+    assert_eq!(car["target"], format!("127.0.0.1:{own_port}"));
+    // ...and that port has a socket of its own too.
+    let secondary = home.wait_sidecar(&format!("ign-one-{own_port}"));
+    assert_eq!(secondary["primary"], false);
+    let answer = wait_http_ok(
+        &home.run_dir().join(format!("ign-one-{own_port}.sock")),
+        "/",
+    );
+    assert!(answer.ends_with(&format!("hello from C on {own_port}")));
+
+    let pids = wait_for("the server process", || {
+        Some(children_named("server-static")).filter(|p| !p.is_empty())
+    });
+    for pid in pids {
+        std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+    }
+    let code = bridged.join().unwrap().unwrap();
+    assert_eq!(code, 128 + 15);
+    assert_eq!(all_files(&home.run_dir()), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs agentfs wrap to call wrap_bridge::run_bridged (lead's wiring)"]
+fn wrap_runs_a_static_server_behind_a_bridge_reachable_through_the_router() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let home = Home::new();
+    std::fs::create_dir_all(home.run_dir()).unwrap();
+    std::fs::set_permissions(home.run_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let server = build_c_server(&home.dir, true);
+    let rhome = router_common::Home {
+        dir: home.dir.clone(),
+    };
+    let router = runtime.block_on(async { router_common::TestRouter::start(&rhome) });
+    let wrapped = Running::spawn(home.agentfs(&[
+        "wrap",
+        "--name",
+        "st",
+        "--instance",
+        "one",
+        "--",
+        server.to_str().unwrap(),
+    ]));
+    let car = home.wait_sidecar("st-one");
+    assert_eq!(car["kind"], "bridge");
+    let port = car["port"].as_u64().unwrap();
+    runtime.block_on(async {
+        router.wait_instances("st", 1).await;
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let answer = router_common::get(router.port, "one.st.localhost", "/").await;
+            if answer.status == 200 {
+                assert_eq!(answer.text(), format!("hello from C on {port}"));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", answer.text());
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    });
+    wrapped.signal("TERM");
+    let (code, stderr) = wrapped.wait();
+    assert!(
+        stderr.contains("statically linked"),
+        "one line says why: {stderr}"
+    );
+    assert_eq!(code, Some(128 + 15), "{stderr}");
+    runtime.block_on(router.stop());
+}
+
+#[test]
+#[ignore = "needs agentfs wrap --bridge to call wrap_bridge::run_bridged (lead's wiring)"]
+fn wrap_bridge_flag_finds_a_dynamic_server_that_ignores_port() {
+    let home = Home::new();
+    let server = build_c_server(&home.dir, false);
+    let own_port = free_port();
+    let wrapped = Running::spawn(home.agentfs(&[
+        "wrap",
+        "--bridge",
+        "--name",
+        "dyn",
+        "--instance",
+        "one",
+        "--",
+        server.to_str().unwrap(),
+        &own_port.to_string(),
+    ]));
+    home.wait_sidecar("dyn-one");
+    let answer = wait_http_ok(&home.run_dir().join("dyn-one.sock"), "/");
+    assert!(
+        answer.ends_with(&format!("hello from C on {own_port}")),
+        "{answer}"
+    );
+    wrapped.signal("TERM");
+    let (code, stderr) = wrapped.wait();
+    assert_eq!(code, Some(128 + 15), "{stderr}");
+    assert_eq!(all_files(&home.run_dir()), Vec::<String>::new());
+}
