@@ -13,6 +13,10 @@ use crate::{answers, config, convert, guard, sockaddr as addr, sys};
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(any(target_os = "macos", test))]
+mod macos_env;
 
 pub type BindFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
 pub type ListenFn = unsafe extern "C" fn(c_int, c_int) -> c_int;

@@ -1,0 +1,188 @@
+//! macOS: hooks registered with dyld through `__DATA,__interpose`.
+//!
+//! dyld reads the `{replacement, original}` pairs of that section in every
+//! image inserted at launch (DYLD_INSERT_LIBRARIES) and redirects every other
+//! image's calls to `original` to `replacement`. Calls made from inside this
+//! image are not redirected, so a replacement reaches the real function by
+//! simply calling the libc one. Each pair is a `#[used]` static: redhook's
+//! macOS macro declares its pairs without `#[used]`, and a release cdylib then
+//! loses the section and interposes nothing (see DESIGN-NOTES).
+//!
+//! Each replacement is one call into the shared entry points of [`super`],
+//! except execve and posix_spawn(p), which put `DYLD_INSERT_LIBRARIES` back
+//! into a child's environment when something stripped it
+//! ([`super::macos_env`]).
+//!
+//! What is hooked, and what is not, and why:
+//! - bind, listen, getsockname, getpeername, setsockopt, getsockopt: as on Linux.
+//!   None of them has a `$NOCANCEL` variant (they are not cancellation points).
+//! - accept and `accept$NOCANCEL`: libSystem exports both, and libuv (Node)
+//!   calls the second. There is no accept4 on macOS: accepted sockets get
+//!   O_NONBLOCK through fcntl or ioctl(FIONBIO), which work on Unix sockets
+//!   as they do on TCP ones.
+//! - close and `close$NOCANCEL` are not hooked: the shim never learns
+//!   anything from a close (it judges an fd by what getsockname says it is
+//!   now, and removes its files at exit), and Linux does not hook close either.
+//! - fcntl and ioctl are not hooked, so no C is needed for variadic hooks:
+//!   the converted socket keeps the app's fd number, O_NONBLOCK and
+//!   FD_CLOEXEC, and every file-status request works on it natively.
+//! - `SO_NOSIGPIPE` (which libuv sets on every socket) is a SOL_SOCKET
+//!   option that AF_UNIX sockets support on macOS; setsockopt and getsockopt
+//!   pass SOL_SOCKET through, so it reaches the kernel and works as on TCP.
+
+use libc::{c_char, c_int, c_void, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
+use libc::{sockaddr, socklen_t};
+
+use agentfs_contract::env;
+
+use super::macos_env::with_child_env;
+
+/// One entry of `__DATA,__interpose`, as dyld reads it. Both fields have the
+/// same function-pointer type, so a replacement cannot disagree with the
+/// original's signature.
+#[repr(C)]
+pub struct Interpose<F> {
+    replacement: F,
+    original: F,
+}
+
+/// Defines `replacement` for one original function and registers the pair.
+/// Each hook gets its own module, so the static and the function need no
+/// generated names.
+macro_rules! interpose {
+    ($(
+        $module:ident: $original:path =>
+        unsafe fn($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block
+    )*) => {$(
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            unsafe extern "C" fn replacement($($arg: $ty),*) -> $ret $body
+
+            #[used]
+            #[link_section = "__DATA,__interpose"]
+            static PAIR: Interpose<unsafe extern "C" fn($($ty),*) -> $ret> = Interpose {
+                replacement,
+                original: $original,
+            };
+        }
+    )*};
+}
+
+/// libSystem's exports that have no name a Rust identifier can spell.
+mod nocancel {
+    use libc::{c_int, sockaddr, socklen_t};
+
+    extern "C" {
+        #[link_name = "accept$NOCANCEL"]
+        pub fn accept(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int;
+    }
+}
+
+/// The room the app gave for an address, read before the real call changes it.
+///
+/// # Safety
+/// `len` must be NULL or valid.
+unsafe fn room(len: *const socklen_t) -> socklen_t {
+    if len.is_null() {
+        0
+    } else {
+        // SAFETY: non-NULL, so the app's valid socklen_t.
+        unsafe { *len }
+    }
+}
+
+/// Runs `spawn` with the environment a child should get (see [`with_child_env`]).
+///
+/// # Safety
+/// `envp` must be NULL or a valid environment array.
+unsafe fn child_env<R>(
+    envp: *const *const c_char,
+    spawn: impl FnOnce(*const *const c_char) -> R,
+) -> R {
+    let Some(_guard) = crate::guard::enter() else {
+        return spawn(envp);
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { with_child_env(envp, env::PRELOAD.as_bytes(), env::SHIM.as_bytes(), spawn) }
+}
+
+interpose! {
+    bind: libc::bind => unsafe fn(fd: c_int, address: *const sockaddr, len: socklen_t) -> c_int {
+        // SAFETY: the app's arguments, passed on.
+        unsafe { crate::hooks::bind(fd, address, len, libc::bind) }
+    }
+
+    listen: libc::listen => unsafe fn(fd: c_int, backlog: c_int) -> c_int {
+        // SAFETY: as above.
+        unsafe { crate::hooks::listen(fd, backlog, libc::listen) }
+    }
+
+    getsockname: libc::getsockname => unsafe fn(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
+        // SAFETY: as above.
+        unsafe { crate::hooks::getsockname(fd, address, len, libc::getsockname) }
+    }
+
+    getpeername: libc::getpeername => unsafe fn(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
+        // SAFETY: as above.
+        unsafe { crate::hooks::getpeername(fd, address, len, libc::getpeername) }
+    }
+
+    accept: libc::accept => unsafe fn(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
+        // SAFETY: as above; room is read before the real call.
+        unsafe { crate::hooks::after_accept(libc::accept(fd, address, len), address, len, room(len)) }
+    }
+
+    accept_nocancel: nocancel::accept => unsafe fn(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
+        // SAFETY: as above.
+        unsafe { crate::hooks::after_accept(nocancel::accept(fd, address, len), address, len, room(len)) }
+    }
+
+    setsockopt: libc::setsockopt => unsafe fn(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int {
+        // SAFETY: as above.
+        unsafe { crate::hooks::setsockopt(fd, level, name, value, len, libc::setsockopt) }
+    }
+
+    getsockopt: libc::getsockopt => unsafe fn(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int {
+        // SAFETY: as above.
+        unsafe { crate::hooks::getsockopt(fd, level, name, value, len, libc::getsockopt) }
+    }
+
+    execve: libc::execve => unsafe fn(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+        // SAFETY: the app's arguments; the environment is the app's or a copy of it.
+        unsafe { child_env(envp, |envp| libc::execve(path, argv, envp)) }
+    }
+
+    posix_spawn: libc::posix_spawn => unsafe fn(
+        pid: *mut pid_t,
+        path: *const c_char,
+        actions: *const posix_spawn_file_actions_t,
+        attrs: *const posix_spawnattr_t,
+        argv: *const *mut c_char,
+        envp: *const *mut c_char,
+    ) -> c_int {
+        // SAFETY: as above.
+        unsafe {
+            child_env(envp.cast(), |envp| {
+                libc::posix_spawn(pid, path, actions, attrs, argv, envp.cast())
+            })
+        }
+    }
+
+    posix_spawnp: libc::posix_spawnp => unsafe fn(
+        pid: *mut pid_t,
+        file: *const c_char,
+        actions: *const posix_spawn_file_actions_t,
+        attrs: *const posix_spawnattr_t,
+        argv: *const *mut c_char,
+        envp: *const *mut c_char,
+    ) -> c_int {
+        // SAFETY: as above.
+        unsafe {
+            child_env(envp.cast(), |envp| {
+                libc::posix_spawnp(pid, file, actions, attrs, argv, envp.cast())
+            })
+        }
+    }
+}
