@@ -98,7 +98,7 @@ install_tools() {
 
 # Inspects one architecture's slice of a dylib.
 verify_slice() {
-    local dylib=$1 arch=$2 binds bound expected symbol missing=() extra=() size entries
+    local dylib=$1 arch=$2 binds bound expected symbol missing=() extra=() size start entries misplaced
     binds=$("$objdump" --macho --arch="$arch" --bind "$dylib" 2>&1) || {
         fail "$arch: llvm-objdump --bind could not read the slice"
         return
@@ -112,12 +112,24 @@ verify_slice() {
     while read -r symbol; do
         [ -z "$symbol" ] || grep -qxF -- "$symbol" <<<"$expected" || extra+=("$symbol")
     done <<<"$bound"
-    size=$("$objdump" --macho --arch="$arch" --section-headers "$dylib" | awk '$2 == "__interpose" { print $3 }')
+    read -r size start < <("$objdump" --macho --arch="$arch" --section-headers "$dylib" |
+        awk '$2 == "__interpose" { print $3, $4 }') || true
     entries=$((16#${size:-0} / 16))
-    if [ ${#missing[@]} -eq 0 ] && [ ${#extra[@]} -eq 0 ] && [ "$entries" -eq ${#hooked[@]} ]; then
+    # dyld reads {replacement, original} pairs: every bind must fill the
+    # second word of a pair, or the pair would redirect the wrong way.
+    local segment section address rest
+    misplaced=
+    while read -r segment section address _ _ _ symbol rest; do
+        if [ "$segment $section" = "__DATA __interpose" ] &&
+            (((address - 16#${start:-0}) % 16 != 8)); then
+            misplaced+="$symbol "
+        fi
+    done <<<"$binds"
+    if [ ${#missing[@]} -eq 0 ] && [ ${#extra[@]} -eq 0 ] && [ "$entries" -eq ${#hooked[@]} ] &&
+        [ -z "$misplaced" ]; then
         ok "$arch: __DATA,__interpose binds all ${#hooked[@]} hooks to libSystem (${hooked[*]})"
     else
-        fail "$arch: __DATA,__interpose has $entries entries; not bound from libSystem: ${missing[*]:-none}; unexpected: ${extra[*]:-none}"
+        fail "$arch: __DATA,__interpose has $entries entries; not bound from libSystem: ${missing[*]:-none}; unexpected: ${extra[*]:-none}; bound as the replacement: ${misplaced:-none}"
     fi
 
     local minos
