@@ -44,7 +44,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // ROUTER_THREADS picks the runtime's worker count (default: one per core).
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("ROUTER_THREADS").ok().and_then(|n| n.parse().ok()) {
+    if let Some(n) = std::env::var("ROUTER_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
         builder.worker_threads(n);
     }
     let runtime = builder.enable_all().build()?;

@@ -163,9 +163,11 @@ async fn attempt(
     }
 }
 
+/// The error for a request that failed after it was (partly) sent and before
+/// any response came. A bridge closes (or resets) a connection at once when
+/// its app is not listening, so from a bridge that means "not listening yet".
 fn sent_error(backend: &Backend, err: &hyper::Error) -> RouteError {
-    let closed_early = err.is_incomplete_message() || err.is_closed() || err.is_canceled();
-    if backend.is_bridge() && closed_early {
+    if backend.is_bridge() {
         RouteError::NotListening(backend.sidecar.app.clone())
     } else {
         RouteError::Upstream(err.to_string())
