@@ -235,7 +235,6 @@ async fn ps_counts_requests_from_the_router() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the router's discovery to accept kind manual (see the bridge report)"]
 async fn manual_route_is_reachable_through_the_router() {
     let home = Home::new();
     std::fs::create_dir_all(home.run_dir()).unwrap();

@@ -3,7 +3,7 @@
 //!
 //! `run_bridged_finds_a_server_that_ignores_port` drives the library entry
 //! directly. The `wrap_*` tests go through `agentfs wrap` and need wrap to
-//! call `agentfs_launcher::wrap_bridge::run_bridged` (they are ignored until
+//! call `agentfs_launcher::wrap_bridge::run_bridged` (they were ignored until
 //! it does). No test here opens TCP listeners in this process: discovery
 //! looks at this process's tree.
 
@@ -86,7 +86,6 @@ fn run_bridged_finds_a_server_that_ignores_port() {
 }
 
 #[test]
-#[ignore = "needs agentfs wrap to call wrap_bridge::run_bridged (lead's wiring)"]
 fn wrap_runs_a_static_server_behind_a_bridge_reachable_through_the_router() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -137,7 +136,6 @@ fn wrap_runs_a_static_server_behind_a_bridge_reachable_through_the_router() {
 }
 
 #[test]
-#[ignore = "needs agentfs wrap --bridge to call wrap_bridge::run_bridged (lead's wiring)"]
 fn wrap_bridge_flag_finds_a_dynamic_server_that_ignores_port() {
     let home = Home::new();
     let server = build_c_server(&home.dir, false);

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use agentfs_contract::liveness;
 use agentfs_contract::naming;
-use agentfs_contract::sidecar::{self, Rejected};
+use agentfs_contract::sidecar::{self, Kind, Rejected};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{watch, Notify};
 
@@ -102,13 +102,20 @@ impl Discovery {
             }
             Err(rejected) => return Err(rejected.to_string()),
         };
-        if naming::sidecar_path(&car.socket) != path {
+        if car.kind == Kind::Manual {
+            // `agentfs route` names a socket agentfs did not make, anywhere the
+            // user owns one: it is live while that socket exists, and only its
+            // sidecar is ever removed, never the user's socket.
+            if !liveness::entry_is_live(&car) {
+                let _ = liveness::remove_stale_entry(path, &car);
+                return Ok(None);
+            }
+        } else if naming::sidecar_path(&car.socket) != path {
             return Err(format!(
                 "names socket {}, which is not its own",
                 car.socket.display()
             ));
-        }
-        if !liveness::socket_is_live(&car.socket) {
+        } else if !liveness::socket_is_live(&car.socket) {
             remove_stale(&car.socket);
             return Ok(None);
         }
