@@ -8,7 +8,6 @@
 //! - [`announce`]: one line per listener as its sidecar appears.
 //! - [`injectable`]: whether a program can take the shim (ELF and Mach-O rules).
 //! - [`bridge`]: `agentfs bridge`: a run-dir socket forwarding to an app's TCP port.
-//! - [`ps`], [`route`]: listing instances; naming sockets agentfs did not make.
 //! - [`ps`]: `agentfs ps`: every instance, live or stale, as a table or JSON.
 //! - [`route`]: `agentfs route`: a name for a Unix socket no agentfs process made.
 //! - [`router_cmd`]: `agentfs router`: run, start in the background, status, stop.
