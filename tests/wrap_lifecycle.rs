@@ -226,3 +226,33 @@ fn a_broken_environment_leaves_the_app_on_plain_tcp() {
         );
     }
 }
+
+#[test]
+fn an_app_that_closes_and_listens_again_keeps_its_primary_socket() {
+    // Dev servers (Vite on a config change) close their server and listen on
+    // the same port again inside one process.
+    let home = TestHome::new();
+    let script = "import socket,sys\n\
+                  s=socket.socket(); s.bind(('127.0.0.1',3000)); s.listen(); s.close()\n\
+                  s=socket.socket(); s.bind(('127.0.0.1',3000)); s.listen()\n\
+                  print('again', flush=True)\n\
+                  c,_=s.accept(); c.recv(100); c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\n\\r\\nagain'); c.close()";
+    let app = home.wrap(
+        "restart",
+        "a",
+        &["python3".into(), "-c".into(), script.into()],
+    );
+    app.wait_stdout("again");
+    let car = home.wait_sidecar("restart", "a", Some(3000));
+    assert!(car.primary);
+    assert_eq!(car.socket, home.run_dir().join("restart-a.sock"));
+    let (status, body) = common::http_get(&car.socket, "/").unwrap();
+    assert_eq!((status, body.as_str()), (200, "again"));
+    assert_eq!(
+        home.run_dir_files()
+            .iter()
+            .filter(|f| f.ends_with(".sock"))
+            .count(),
+        1
+    );
+}

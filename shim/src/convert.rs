@@ -42,6 +42,10 @@ pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
         Ok(libc::SOCK_STREAM) => {}
         _ => return Outcome::Pass(Pass::NotStream),
     }
+    // Already converted: binding a bound socket again fails as it would over TCP.
+    if sys::unix_socket_path(fd).is_some_and(|path| config.owns_path(&path)) {
+        return Outcome::Failed(libc::EINVAL);
+    }
     let mut table = TABLE.lock();
     let mut requested = requested;
     if requested.port() == 0 {
@@ -74,20 +78,35 @@ pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
     Outcome::Converted
 }
 
-/// A second bind to a port this process already listens on (dual stack:
-/// `[::]:P` and `0.0.0.0:P`) shares the one socket.
+/// A second bind to a port this process already listens on. While one of
+/// its fds is still that socket (dual stack: `[::]:P` and `0.0.0.0:P`), the
+/// new fd shares it. When none is (the app closed its server, unseen since
+/// libuv closes with a raw syscall, and listens again: dev servers restart
+/// like this), the socket is rebuilt at the same path under the lock this
+/// process still holds, so the instance keeps its primary name.
 fn join_existing(table: &mut Table, fd: RawFd, requested: SocketAddr) -> Option<Outcome> {
     let listener = table.own_by_port(requested.port())?;
-    let source = listener
+    let live_alias = listener
         .aliases
         .iter()
         .map(|(alias, _)| *alias)
         .find(|&alias| {
             alias != fd && sys::unix_socket_path(alias).as_deref() == Some(&listener.path[..])
-        })?;
-    let cloexec = sys::fd_flags(fd).map_or(true, |flags| flags & libc::FD_CLOEXEC != 0);
-    if let Err(e) = sys::dup_onto(source, fd, cloexec) {
-        return Some(Outcome::Failed(e.raw_os_error().unwrap_or(libc::EIO)));
+        });
+    let result = match live_alias {
+        Some(source) => {
+            let cloexec = sys::fd_flags(fd).map_or(true, |flags| flags & libc::FD_CLOEXEC != 0);
+            sys::dup_onto(source, fd, cloexec).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+        }
+        None => {
+            let _ = std::fs::remove_file(std::ffi::OsStr::from_bytes(&listener.path));
+            listener.aliases.clear();
+            listener.sidecar_written = false;
+            replace_with_unix_socket(fd, &listener.path)
+        }
+    };
+    if let Err(errno) = result {
+        return Some(Outcome::Failed(errno));
     }
     listener.aliases.retain(|(alias, _)| *alias != fd);
     listener.aliases.push((fd, requested));
