@@ -73,17 +73,22 @@ install_objdump() {
     objdump=$(find_objdump)
 }
 
+zig_version() {
+    zig version 2>/dev/null || python3 -m ziglang version 2>/dev/null
+}
+
 # The darwin standard libraries, zig (from PyPI) and cargo-zigbuild (from crates.io).
 install_tools() {
     if ! logged rustup target add "${targets[@]}"; then
         skip "could not add the darwin targets with rustup"
     fi
-    if ! python3 -m ziglang version >/dev/null 2>&1; then
+    # cargo-zigbuild runs `zig` from PATH, or else `python3 -m ziglang`.
+    if ! zig_version >/dev/null; then
         logged python3 -m pip install --quiet ziglang ||
             logged python3 -m pip install --quiet --break-system-packages ziglang ||
             true
     fi
-    if ! python3 -m ziglang version >/dev/null 2>&1; then
+    if ! zig_version >/dev/null; then
         skip "could not install zig (pip install ziglang)"
     fi
     export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -93,7 +98,7 @@ install_tools() {
             return 1
         fi
     fi
-    ok "tools: darwin targets, zig $(python3 -m ziglang version), $(cargo-zigbuild --version)"
+    ok "tools: darwin targets, zig $(zig_version), $(cargo-zigbuild --version)"
 }
 
 # Inspects one architecture's slice of a dylib.
