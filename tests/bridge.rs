@@ -1,10 +1,8 @@
 //! `agentfs bridge`: the real binary in front of real TCP servers, checked
 //! through its Unix socket and through an in-process router.
 
-#[path = "common/bridge.rs"]
-mod bridge_common;
-#[path = "common/router.rs"]
-mod router_common;
+mod common;
+use common::{bridge as bridge_common, router as router_common};
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::time::{Duration, Instant};
@@ -34,7 +32,7 @@ fn fronts_a_running_server_with_half_close_and_cleans_up() {
     let home = Home::new();
     let port = echo_until_eof_server();
     let running = bridge(&home, port, "web", "one", &[]);
-    let car = home.wait_sidecar("web-one");
+    let car = home.wait_sidecar_json("web-one");
     assert_eq!(car["kind"], "bridge");
     assert_eq!(car["target"], format!("127.0.0.1:{port}"));
     assert_eq!(car["port"], port);
@@ -66,7 +64,7 @@ fn many_open_connections_need_no_thread_each() {
     let home = Home::new();
     let (port, accepted) = counting_echo_server();
     let running = bridge(&home, port, "many", "x", &[]);
-    home.wait_sidecar("many-x");
+    home.wait_sidecar_json("many-x");
     let socket = home.run_dir().join("many-x.sock");
     let before = thread_count(running.0.id());
     // 48 connections held open at once: the backend answers none of them
@@ -100,7 +98,7 @@ fn target_down_closes_the_connection_at_once() {
     let home = Home::new();
     let port = free_port();
     let _running = bridge(&home, port, "down", "x", &[]);
-    home.wait_sidecar("down-x");
+    home.wait_sidecar_json("down-x");
     let started = Instant::now();
     let answer = exchange(
         &home.run_dir().join("down-x.sock"),
@@ -129,7 +127,7 @@ fn cmd_server_is_reachable_and_signals_reach_it() {
     let server = build_c_server(&home.dir, false);
     let port = free_port();
     let running = bridge(&home, port, "csrv", "a", &[server.to_str().unwrap()]);
-    home.wait_sidecar("csrv-a");
+    home.wait_sidecar_json("csrv-a");
     let answer = wait_http_ok(&home.run_dir().join("csrv-a.sock"), "/");
     assert!(
         answer.ends_with(&format!("hello from C on {port}")),
@@ -146,7 +144,7 @@ fn live_owner_is_refused_and_stale_files_are_replaced() {
     let home = Home::new();
     let port = echo_until_eof_server();
     let first = bridge(&home, port, "dup", "x", &[]);
-    home.wait_sidecar("dup-x");
+    home.wait_sidecar_json("dup-x");
     let (code, stderr) = bridge(&home, port, "dup", "x", &[]).wait();
     assert_eq!(code, Some(1));
     assert!(
@@ -163,7 +161,7 @@ fn live_owner_is_refused_and_stale_files_are_replaced() {
     );
     let second = bridge(&home, port, "dup", "x", &[]);
     let car = wait_for("the new bridge's sidecar", || {
-        let car = home.wait_sidecar("dup-x");
+        let car = home.wait_sidecar_json("dup-x");
         (car["pid"] == second.0.id()).then_some(car)
     });
     assert_eq!(car["kind"], "bridge");

@@ -1,10 +1,8 @@
 //! `agentfs ps` and `agentfs route`: the real binary over a real run
 //! directory, with bridges and user sockets, with and without a router.
 
-#[path = "common/bridge.rs"]
-mod bridge_common;
-#[path = "common/router.rs"]
-mod router_common;
+mod common;
+use common::{bridge as bridge_common, router as router_common};
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
@@ -23,7 +21,7 @@ fn start_bridge(home: &Home, port: u16, name: &str, instance: &str) -> Running {
         "--instance",
         instance,
     ]));
-    home.wait_sidecar(&format!("{name}-{instance}"));
+    home.wait_sidecar_json(&format!("{name}-{instance}"));
     running
 }
 

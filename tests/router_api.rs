@@ -1,7 +1,7 @@
 //! The router's JSON API on `agentfs.localhost` and on its control socket.
 
-#[path = "common/router.rs"]
-mod router_common;
+mod common;
+use common::router as router_common;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 

@@ -2,8 +2,8 @@
 //! `status`, refused a second time, and stopped by `stop`.
 //! Needs `Router(RouterArgs)` wired into `src/main.rs`.
 
-#[path = "common/router.rs"]
-mod router_common;
+mod common;
+use common::router as router_common;
 
 use std::process::{Command, Output};
 

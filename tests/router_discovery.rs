@@ -2,8 +2,8 @@
 //! are cleaned up, hostile run-dir content is ignored, and a restarted router
 //! finds every live instance again.
 
-#[path = "common/router.rs"]
-mod router_common;
+mod common;
+use common::router as router_common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

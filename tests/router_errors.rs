@@ -2,8 +2,8 @@
 //! for names outside `.localhost` (never proxied), 502 when no instance can
 //! take a request (and the bridge's "not listening yet"), 508 for a loop.
 
-#[path = "common/router.rs"]
-mod router_common;
+mod common;
+use common::router as router_common;
 
 use agentfs_contract::sidecar::Kind;
 use router_common::*;

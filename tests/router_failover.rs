@@ -2,8 +2,8 @@
 //! request fails: connect failures and dropped connections are retried on the
 //! other instance.
 
-#[path = "common/router.rs"]
-mod router_common;
+mod common;
+use common::router as router_common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

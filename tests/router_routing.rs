@@ -1,8 +1,8 @@
 //! Routing by Host: an app balanced over its instances, one instance, one
 //! instance's listener by port, and the forwarding headers instances see.
 
-#[path = "common/router.rs"]
-mod router_common;
+mod common;
+use common::router as router_common;
 
 use std::collections::HashSet;
 

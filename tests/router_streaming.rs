@@ -1,8 +1,8 @@
 //! Bodies stream through the router both ways: large chunked uploads and
 //! downloads, server-sent events, and upgraded (WebSocket) connections.
 
-#[path = "common/router.rs"]
-mod router_common;
+mod common;
+use common::router as router_common;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

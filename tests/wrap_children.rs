@@ -35,7 +35,7 @@ fn sh_c_shebang_and_npm_scripts_inherit_the_shim() {
     );
     let shebang = home.wrap("shebang", "a", &[script.to_string_lossy().into_owned()]);
     // No --name: wrap takes it from package.json, without the npm scope.
-    let mut npm = home.agentfs();
+    let mut npm = home.agentfs(&[]);
     npm.current_dir(&work).args([
         "wrap",
         "--no-router",

@@ -7,10 +7,8 @@
 //! it does). No test here opens TCP listeners in this process: discovery
 //! looks at this process's tree.
 
-#[path = "common/bridge.rs"]
-mod bridge_common;
-#[path = "common/router.rs"]
-mod router_common;
+mod common;
+use common::{bridge as bridge_common, router as router_common};
 
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
@@ -49,7 +47,7 @@ fn run_bridged_finds_a_server_that_ignores_port() {
     let bridged = std::thread::spawn(move || {
         agentfs_launcher::wrap_bridge::run_bridged(&cmd, "ign", "one", &dir, "test: not injectable")
     });
-    let car = home.wait_sidecar("ign-one");
+    let car = home.wait_sidecar_json("ign-one");
     assert_eq!(car["kind"], "bridge");
     let given_port = car["port"].as_u64().unwrap() as u16;
     assert_ne!(given_port, own_port);
@@ -60,10 +58,10 @@ fn run_bridged_finds_a_server_that_ignores_port() {
         answer.ends_with(&format!("hello from C on {own_port}")),
         "{answer}"
     );
-    let car = home.wait_sidecar("ign-one");
+    let car = home.wait_sidecar_json("ign-one");
     assert_eq!(car["target"], format!("127.0.0.1:{own_port}"));
     // ...and that port has a socket of its own too.
-    let secondary = home.wait_sidecar(&format!("ign-one-{own_port}"));
+    let secondary = home.wait_sidecar_json(&format!("ign-one-{own_port}"));
     assert_eq!(secondary["primary"], false);
     let answer = wait_http_ok(
         &home.run_dir().join(format!("ign-one-{own_port}.sock")),
@@ -109,7 +107,7 @@ fn wrap_runs_a_static_server_behind_a_bridge_reachable_through_the_router() {
         "--",
         server.to_str().unwrap(),
     ]));
-    let car = home.wait_sidecar("st-one");
+    let car = home.wait_sidecar_json("st-one");
     assert_eq!(car["kind"], "bridge");
     let port = car["port"].as_u64().unwrap();
     runtime.block_on(async {
@@ -151,7 +149,7 @@ fn wrap_bridge_flag_finds_a_dynamic_server_that_ignores_port() {
         server.to_str().unwrap(),
         &own_port.to_string(),
     ]));
-    home.wait_sidecar("dyn-one");
+    home.wait_sidecar_json("dyn-one");
     let answer = wait_http_ok(&home.run_dir().join("dyn-one.sock"), "/");
     assert!(
         answer.ends_with(&format!("hello from C on {own_port}")),

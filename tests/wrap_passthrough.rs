@@ -21,7 +21,7 @@ fn outbound_tcp_udp_and_unix_sockets_are_untouched() {
         got
     });
     let output = home
-        .agentfs()
+        .agentfs(&[])
         .args([
             "wrap",
             "--no-router",

@@ -2,74 +2,18 @@
 //! `AGENTFS_HOME`, the real `agentfs` binary, TCP backends (a test thread or
 //! C servers built here with `cc`), HTTP over a Unix socket, and polling
 //! with a deadline.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Deadline for any condition a test waits on.
-pub const DEADLINE: Duration = Duration::from_secs(15);
-/// Pause between two looks at a condition that has no event to wait for.
-const POLL: Duration = Duration::from_millis(10);
+pub use super::{wait_for, TestHome as Home, DEADLINE};
 
 pub const AGENTFS: &str = env!("CARGO_BIN_EXE_agentfs");
-
-/// A private `AGENTFS_HOME` (short, for `sun_path`), removed on drop.
-pub struct Home {
-    pub dir: PathBuf,
-}
-
-impl Home {
-    pub fn new() -> Home {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("afb-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Home { dir }
-    }
-
-    pub fn run_dir(&self) -> PathBuf {
-        self.dir.join("run")
-    }
-
-    /// `agentfs ARGS` with this home, stdin closed, output piped.
-    pub fn agentfs(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(AGENTFS);
-        cmd.args(args)
-            .env("AGENTFS_HOME", &self.dir)
-            .env_remove("AGENTFS_ROUTER_PORT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Runs `agentfs ARGS` to completion.
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.agentfs(args).output().unwrap()
-    }
-
-    /// The parsed sidecar at `run/{stem}.json`, once it exists.
-    pub fn wait_sidecar(&self, stem: &str) -> serde_json::Value {
-        let path = self.run_dir().join(format!("{stem}.json"));
-        wait_for(&format!("{} to appear", path.display()), || {
-            let text = std::fs::read(&path).ok()?;
-            serde_json::from_slice(&text).ok()
-        })
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A child process killed (and reaped) on drop.
 pub struct Running(pub Child);
@@ -104,18 +48,6 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Polls `check` until it returns `Some`, panicking after [`DEADLINE`].
-pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(POLL);
     }
 }
 

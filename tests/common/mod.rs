@@ -1,18 +1,22 @@
 //! Shared helpers for the integration tests: a private `AGENTFS_HOME` per
 //! test, running `agentfs wrap`, waiting on conditions with a deadline, and
 //! HTTP over Unix sockets. Everything is real: processes, sockets, files.
-#![allow(dead_code)]
+// Each test binary uses a different part of these helpers.
+#![allow(dead_code, unused_imports)]
 
+pub mod bridge;
 pub mod fixtures;
+pub mod router;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use agentfs_contract::layout;
 use agentfs_contract::sidecar::{self, Sidecar};
 
 /// How long any awaited condition may take before the test fails.
@@ -37,7 +41,8 @@ pub fn agentfs_bin() -> &'static str {
     env!("CARGO_BIN_EXE_agentfs")
 }
 
-/// A private, short `AGENTFS_HOME` for one test, removed at the end.
+/// A private, short (for `sun_path`) `AGENTFS_HOME` for one test, with its
+/// run directory made, removed at the end.
 pub struct TestHome {
     pub dir: PathBuf,
 }
@@ -48,25 +53,50 @@ impl TestHome {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("afs-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        layout::ensure_private_dir(&layout::run_dir(&dir)).unwrap();
         TestHome { dir }
     }
 
     pub fn run_dir(&self) -> PathBuf {
-        self.dir.join("run")
+        layout::run_dir(&self.dir)
     }
 
-    /// `agentfs` with this home and no router.
-    pub fn agentfs(&self) -> Command {
+    /// The router's control socket.
+    pub fn control(&self) -> PathBuf {
+        layout::router_socket(&self.dir)
+    }
+
+    /// `agentfs ARGS` with this home and a clean agentfs environment, stdin
+    /// closed, output piped.
+    pub fn agentfs(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(agentfs_bin());
-        cmd.env("AGENTFS_HOME", &self.dir)
+        cmd.args(args)
+            .env("AGENTFS_HOME", &self.dir)
             .env_remove("AGENTFS_LOG")
-            .env_remove("LD_PRELOAD");
+            .env_remove("AGENTFS_ROUTER_PORT")
+            .env_remove("LD_PRELOAD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd
+    }
+
+    /// Runs `agentfs ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.agentfs(args).output().unwrap()
+    }
+
+    /// The raw JSON of the sidecar `run/{stem}.json`, once it exists.
+    pub fn wait_sidecar_json(&self, stem: &str) -> serde_json::Value {
+        let path = self.run_dir().join(format!("{stem}.json"));
+        wait_for(&format!("{} to appear", path.display()), || {
+            serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
+        })
     }
 
     /// Starts `agentfs wrap --name APP --instance ID -- CMD...`.
     pub fn wrap(&self, app: &str, id: &str, cmd: &[String]) -> Wrapped {
-        let mut command = self.agentfs();
+        let mut command = self.agentfs(&[]);
         command
             .args(["wrap", "--no-router", "--name", app, "--instance", id, "--"])
             .args(cmd);
@@ -112,7 +142,7 @@ impl TestHome {
     pub fn installed_shim(&self) -> PathBuf {
         let lib = self.dir.join("lib");
         let status = self
-            .agentfs()
+            .agentfs(&[])
             .args(["wrap", "--no-router", "--", "true"])
             .status()
             .unwrap();

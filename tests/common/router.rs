@@ -1,15 +1,13 @@
 //! Shared helpers for the router's integration tests: a private home, real
 //! instance processes (`fixtures/router/backend.py`) with sidecars written
 //! through the contract, an in-process router on port 0, and an HTTP client.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::time::Duration;
 
-use agentfs_contract::layout;
 use agentfs_contract::naming;
 use agentfs_contract::sidecar::{now_rfc3339, Kind, Sidecar, VERSION};
 use agentfs_router::{listen, Config, Listeners, Router, Table};
@@ -20,40 +18,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// Deadline for any condition a test waits on.
-pub const DEADLINE: Duration = Duration::from_secs(15);
+pub use super::{TestHome as Home, DEADLINE};
 
 const BACKEND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/router/backend.py");
-
-/// A private `AGENTFS_HOME` in a fresh temp dir, removed on drop.
-pub struct Home {
-    pub dir: PathBuf,
-}
-
-impl Home {
-    pub fn new() -> Home {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("afr-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        layout::ensure_private_dir(&layout::run_dir(&dir)).unwrap();
-        Home { dir }
-    }
-
-    pub fn run_dir(&self) -> PathBuf {
-        layout::run_dir(&self.dir)
-    }
-
-    pub fn control(&self) -> PathBuf {
-        layout::router_socket(&self.dir)
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// How an instance fixture behaves (`--mode` of the backend script).
 #[derive(Clone, Copy, Debug, PartialEq)]
