@@ -221,16 +221,4 @@ pub fn sidecar_names(dir: &Path) -> Vec<String> {
     names
 }
 
-/// All file names in `dir`, sorted (empty if it does not exist).
-pub fn all_files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
+pub use super::files_in as all_files;

@@ -126,16 +126,7 @@ impl TestHome {
 
     /// Names of the files in the run directory, sorted.
     pub fn run_dir_files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.run_dir())
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        files_in(&self.run_dir())
     }
 
     /// The shim library wrap installed under this home.
@@ -244,6 +235,20 @@ impl Drop for Wrapped {
             let _ = self.child.wait();
         }
     }
+}
+
+/// All file names in `dir`, sorted (empty if it does not exist).
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// Whether a process exists.

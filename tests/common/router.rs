@@ -232,15 +232,7 @@ pub async fn get(port: u16, host: &str, path: &str) -> Answer {
     Client::connect(port).await.get(host, path).await.unwrap()
 }
 
-/// The files in a directory, by name, sorted.
-pub fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+pub use super::files_in as file_names;
 
 /// Waits (with [`DEADLINE`]) until `cond` holds, checking after each router
 /// table change or at most every few milliseconds for file-system conditions.

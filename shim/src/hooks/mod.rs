@@ -128,14 +128,8 @@ pub unsafe fn getsockname(
     len: *mut socklen_t,
     real: AddressFn,
 ) -> c_int {
-    let room = if len.is_null() { 0 } else { unsafe { *len } };
-    // SAFETY: the app's own arguments.
-    let ret = unsafe { real(fd, address, len) };
-    if ret == 0 {
-        // SAFETY: the call succeeded with these buffers.
-        unsafe { rewrite_address(fd, address, len, room, answers::local_address) };
-    }
-    ret
+    // SAFETY: forwarded from the caller.
+    unsafe { address_query(fd, address, len, real, answers::local_address) }
 }
 
 /// getpeername: connections to a converted listener have a loopback peer.
@@ -148,12 +142,28 @@ pub unsafe fn getpeername(
     len: *mut socklen_t,
     real: AddressFn,
 ) -> c_int {
+    // SAFETY: forwarded from the caller.
+    unsafe { address_query(fd, address, len, real, answers::peer_address) }
+}
+
+/// The real address call, then `answer`'s address in place of a Unix one.
+///
+/// # Safety
+/// The arguments are the app's.
+unsafe fn address_query(
+    fd: c_int,
+    address: *mut sockaddr,
+    len: *mut socklen_t,
+    real: AddressFn,
+    answer: fn(&config::Config, RawFd) -> Option<(addr::Storage, socklen_t)>,
+) -> c_int {
+    // SAFETY: len is the app's pointer, read only when non-null.
     let room = if len.is_null() { 0 } else { unsafe { *len } };
     // SAFETY: the app's own arguments.
     let ret = unsafe { real(fd, address, len) };
     if ret == 0 {
         // SAFETY: the call succeeded with these buffers.
-        unsafe { rewrite_address(fd, address, len, room, answers::peer_address) };
+        unsafe { rewrite_address(fd, address, len, room, answer) };
     }
     ret
 }
