@@ -6,7 +6,7 @@
 
 use clap::{Parser, Subcommand};
 
-use agentfs_launcher::{bridge, ps, route, router_cmd, shim_lib::EmbeddedShim, wrap};
+use agentfs_launcher::{bridge, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, wrap};
 
 /// The shim library built by build.rs for this target, carried inside the binary.
 static SHIM: EmbeddedShim = EmbeddedShim {
@@ -45,6 +45,10 @@ enum Command {
 }
 
 fn main() {
+    // Started as an interpreter stand-in (`node`, `python3`, ...) by wrap.
+    if let Some(interpreter) = stand_ins::invoked_as() {
+        std::process::exit(stand_ins::run(&interpreter));
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Wrap(args) => wrap::run(args, &SHIM),

@@ -38,3 +38,7 @@ pub fn log_enabled(value: Option<&str>) -> bool {
 /// The router's HTTP port when neither `--port` nor [`ROUTER_PORT`] says otherwise:
 /// unprivileged, and clear of the ports dev servers and macOS's AirPlay (5000, 7000) take.
 pub const DEFAULT_ROUTER_PORT: u16 = 7380;
+
+/// The directory of interpreter stand-ins wrap puts first in `PATH`; set only
+/// while they are in use (see the launcher's `stand_ins` module).
+pub const STAND_INS: &str = "AGENTFS_STAND_INS";

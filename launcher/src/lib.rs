@@ -5,6 +5,7 @@
 //! - [`shim_lib`]: writes the embedded shim under `$AGENTFS_HOME/lib/`.
 //! - [`instance`]: choosing the app name and instance id.
 //! - [`supervise`]: running the child to the end: signals, process group, exit code.
+//! - [`stand_ins`]: interpreter stand-ins that restore the preload variable after SIP strips it.
 //! - [`announce`]: one line per listener as its sidecar appears.
 //! - [`injectable`]: whether a program can take the shim (ELF and Mach-O rules).
 //! - [`bridge`]: `agentfs bridge`: a run-dir socket forwarding to an app's TCP port.
@@ -25,6 +26,7 @@ pub mod ps;
 pub mod route;
 pub mod router_cmd;
 pub mod shim_lib;
+pub mod stand_ins;
 pub mod supervise;
 pub mod wrap;
 pub mod wrap_bridge;

@@ -4,6 +4,7 @@
 //! Content addressing means two agentfs versions never overwrite each other's
 //! shim under a running app, and a reinstall needs no cleanup.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -52,5 +53,46 @@ impl EmbeddedShim {
         };
         write().with_context(|| format!("could not write the shim to {}", path.display()))?;
         Ok(path)
+    }
+}
+
+/// The preload variable with the shim first and the existing entries kept.
+pub fn preload_value(shim: &Path, existing: Option<OsString>) -> OsString {
+    let mut value = OsString::from(shim);
+    if let Some(existing) = existing.filter(|e| !e.is_empty()) {
+        let separator = if cfg!(target_os = "macos") { ":" } else { " " };
+        let kept: Vec<_> = existing
+            .to_string_lossy()
+            .split([':', ' '])
+            .filter(|entry| !entry.is_empty() && Path::new(entry) != shim)
+            .map(str::to_owned)
+            .collect();
+        if !kept.is_empty() {
+            value.push(separator);
+            value.push(kept.join(separator));
+        }
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preload_puts_the_shim_first_and_keeps_others_once() {
+        let shim = Path::new("/h/lib/x/libagentfs_shim.so");
+        assert_eq!(
+            preload_value(shim, None),
+            OsString::from("/h/lib/x/libagentfs_shim.so")
+        );
+        let sep = if cfg!(target_os = "macos") { ":" } else { " " };
+        let existing = OsString::from("/usr/lib/libjemalloc.so:/h/lib/x/libagentfs_shim.so");
+        assert_eq!(
+            preload_value(shim, Some(existing)),
+            OsString::from(format!(
+                "/h/lib/x/libagentfs_shim.so{sep}/usr/lib/libjemalloc.so"
+            ))
+        );
     }
 }

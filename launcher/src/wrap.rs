@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 use agentfs_contract::{env, layout, liveness, naming, sidecar};
 
 use crate::injectable::{self, Verdict};
-use crate::shim_lib::EmbeddedShim;
-use crate::{announce, instance, router_cmd, supervise, wrap_bridge};
+use crate::shim_lib::{self, EmbeddedShim};
+use crate::{announce, instance, router_cmd, stand_ins, supervise, wrap_bridge};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -37,6 +37,14 @@ pub struct WrapArgs {
     /// Don't start the router (by default wrap starts one when none runs).
     #[arg(long)]
     pub no_router: bool,
+    /// Put interpreter stand-ins (node, python3, ...) first in PATH, which restore the
+    /// preload variable wherever something strips it (default on macOS, where
+    /// SIP-protected sh and env strip DYLD_INSERT_LIBRARIES).
+    #[arg(long, overrides_with = "no_stand_ins")]
+    pub stand_ins: bool,
+    /// Don't put interpreter stand-ins in PATH (the default on Linux).
+    #[arg(long)]
+    pub no_stand_ins: bool,
     /// Run the app behind a bridge (a socket forwarding to its TCP port) instead of
     /// preloading the shim. wrap does this by itself for programs that cannot take it.
     #[arg(long)]
@@ -126,25 +134,6 @@ impl Instance {
     }
 }
 
-/// The preload variable with the shim first and the existing entries kept.
-fn preload_value(shim: &Path, existing: Option<OsString>) -> OsString {
-    let mut value = OsString::from(shim);
-    if let Some(existing) = existing.filter(|e| !e.is_empty()) {
-        let separator = if cfg!(target_os = "macos") { ":" } else { " " };
-        let kept: Vec<_> = existing
-            .to_string_lossy()
-            .split([':', ' '])
-            .filter(|entry| !entry.is_empty() && Path::new(entry) != shim)
-            .map(str::to_owned)
-            .collect();
-        if !kept.is_empty() {
-            value.push(separator);
-            value.push(kept.join(separator));
-        }
-    }
-    value
-}
-
 pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     let instance = Instance::prepare(args.name.as_deref(), args.instance.as_deref())?;
     let router_port = if args.no_router {
@@ -174,9 +163,17 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     command.args(&args.command[1..]);
     command.envs(instance.env_vars());
     command.env(env::SHIM, &shim_path);
+    if args.stand_ins || (cfg!(target_os = "macos") && !args.no_stand_ins) {
+        let dir = stand_ins::install(&shim_path.with_file_name("stand-ins"))?;
+        command.env(
+            "PATH",
+            stand_ins::path_with(&dir, std::env::var_os("PATH").as_deref())?,
+        );
+        command.env(env::STAND_INS, &dir);
+    }
     command.env(
         env::PRELOAD,
-        preload_value(&shim_path, std::env::var_os(env::PRELOAD)),
+        shim_lib::preload_value(&shim_path, std::env::var_os(env::PRELOAD)),
     );
     // In a terminal the child shares our process group, so it can read the
     // keyboard and gets Ctrl-C from the terminal itself; otherwise it gets a
@@ -238,27 +235,5 @@ fn spawn_failure(program: &std::ffi::OsStr, error: &std::io::Error) -> i32 {
             eprintln!("agentfs: could not run {program}: {error}");
             126
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn preload_puts_the_shim_first_and_keeps_others_once() {
-        let shim = Path::new("/h/lib/x/libagentfs_shim.so");
-        assert_eq!(
-            preload_value(shim, None),
-            OsString::from("/h/lib/x/libagentfs_shim.so")
-        );
-        let sep = if cfg!(target_os = "macos") { ":" } else { " " };
-        let existing = OsString::from("/usr/lib/libjemalloc.so:/h/lib/x/libagentfs_shim.so");
-        assert_eq!(
-            preload_value(shim, Some(existing)),
-            OsString::from(format!(
-                "/h/lib/x/libagentfs_shim.so{sep}/usr/lib/libjemalloc.so"
-            ))
-        );
     }
 }
