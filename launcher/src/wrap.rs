@@ -147,7 +147,7 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
             reason: "--bridge was given".to_owned(),
         }
     } else {
-        injectable::check(Path::new(program))
+        injectable::check(Path::new(program), shim.bytes)
     };
     if let Verdict::NotInjectable { reason } = verdict {
         return wrap_bridge::run_bridged(

@@ -84,6 +84,50 @@ impl Arch {
     }
 }
 
+/// The architectures a shim library carries: dyld kills a process whose
+/// inserted library has no slice for the architecture it runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShimArches {
+    pub x86_64: bool,
+    pub arm64: bool,
+}
+
+impl ShimArches {
+    /// The universal shim agentfs ships.
+    pub const UNIVERSAL: ShimArches = ShimArches {
+        x86_64: true,
+        arm64: true,
+    };
+
+    /// The slices of the shim library `bytes`; the universal pair when they
+    /// are not Mach-O (a Linux build, where this rule does not apply).
+    pub fn of(bytes: &[u8]) -> ShimArches {
+        match parse(bytes) {
+            Ok(slices) => ShimArches {
+                x86_64: slices.iter().any(|s| s.arch == Arch::X86_64),
+                arm64: slices.iter().any(|s| s.arch == Arch::Arm64),
+            },
+            Err(_) => ShimArches::UNIVERSAL,
+        }
+    }
+
+    fn has(self, arch: Arch) -> bool {
+        match arch {
+            Arch::X86_64 => self.x86_64,
+            Arch::Arm64 => self.arm64,
+            _ => false,
+        }
+    }
+
+    fn names(self) -> String {
+        let names: Vec<&str> = [(self.x86_64, "x86_64"), (self.arm64, "arm64")]
+            .into_iter()
+            .filter_map(|(has, name)| has.then_some(name))
+            .collect();
+        names.join(" and ")
+    }
+}
+
 /// One architecture's image and what the rules need from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slice {
@@ -125,11 +169,11 @@ pub fn path_rule(real_path: &Path, file_flags: u32) -> Option<String> {
     ))
 }
 
-/// The reason the shim cannot go into this Mach-O file as run on `host`,
-/// or `None` when it can or when the file is not a Mach-O file at all.
-pub fn verdict(src: &(impl ReadAt + ?Sized), host: Arch) -> Option<String> {
+/// The reason a shim with `shim` slices cannot go into this Mach-O file as
+/// run on `host`, or `None` when it can or when the file is not Mach-O at all.
+pub fn verdict(src: &(impl ReadAt + ?Sized), host: Arch, shim: ShimArches) -> Option<String> {
     match parse(src) {
-        Ok(slices) => decide(&slices, host),
+        Ok(slices) => decide(&slices, host, shim),
         Err(MachError::NotMachO) => None,
         Err(MachError::Malformed(what)) => Some(format!(
             "is a malformed Mach-O file ({what}); dyld cannot run it"
@@ -138,11 +182,18 @@ pub fn verdict(src: &(impl ReadAt + ?Sized), host: Arch) -> Option<String> {
 }
 
 /// The rules, on the parsed slices.
-pub fn decide(slices: &[Slice], host: Arch) -> Option<String> {
+pub fn decide(slices: &[Slice], host: Arch, shim: ShimArches) -> Option<String> {
     let slice = match pick_slice(slices, host) {
         Ok(slice) => slice,
         Err(why) => return Some(why),
     };
+    if !shim.has(slice.arch) {
+        return Some(format!(
+            "runs as {}, but this agentfs carries a shim for {} only: dyld would kill the process",
+            slice.arch.name(),
+            shim.names()
+        ));
+    }
     if !slice.is_64 {
         return Some("is a 32-bit Mach-O: macOS no longer runs it".into());
     }

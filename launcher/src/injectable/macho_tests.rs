@@ -7,7 +7,7 @@ use crate::injectable::{check_binary, Platform, Verdict};
 const ENTITLED: [(&str, bool); 2] = [(ALLOW_DYLD, true), (DISABLE_LV, true)];
 
 fn judge(bytes: &[u8], host: Arch) -> Option<String> {
-    verdict(bytes, host)
+    verdict(bytes, host, ShimArches::UNIVERSAL)
 }
 
 fn ok_on_both(bytes: &[u8]) {
@@ -190,12 +190,14 @@ fn macos_rules_on_fixture_files() {
         universal(&[SliceSpec::x86_64(), SliceSpec::arm64()]),
     )
     .unwrap();
-    let Verdict::NotInjectable { reason } = check_binary(&hardened, Platform::MacOs) else {
+    let Verdict::NotInjectable { reason } =
+        check_binary(&hardened, Platform::MacOs(ShimArches::UNIVERSAL))
+    else {
         panic!("hardened without entitlement must not be injectable");
     };
     assert!(reason.starts_with(&hardened.display().to_string()));
     assert_eq!(
-        check_binary(&universal_ok, Platform::MacOs),
+        check_binary(&universal_ok, Platform::MacOs(ShimArches::UNIVERSAL)),
         Verdict::Injectable
     );
     // Linux rules do not apply Mach-O rules to a Mach-O file.
@@ -203,4 +205,31 @@ fn macos_rules_on_fixture_files() {
         check_binary(&hardened, Platform::Linux),
         Verdict::Injectable
     );
+}
+
+#[test]
+fn a_single_architecture_shim_only_enters_processes_of_its_architecture() {
+    let arm64_only = ShimArches {
+        x86_64: false,
+        arm64: true,
+    };
+    let x86_64_binary = thin(&SliceSpec::x86_64());
+    let why =
+        verdict(&x86_64_binary[..], Arch::Arm64, arm64_only).expect("Rosetta process, arm64 shim");
+    assert!(
+        why.contains("runs as x86_64") && why.contains("arm64 only"),
+        "{why}"
+    );
+    assert_eq!(
+        verdict(&x86_64_binary[..], Arch::Arm64, ShimArches::UNIVERSAL),
+        None
+    );
+    let both = universal(&[SliceSpec::x86_64(), SliceSpec::arm64()]);
+    assert_eq!(
+        verdict(&both[..], Arch::Arm64, arm64_only),
+        None,
+        "the arm64 slice runs natively"
+    );
+    assert_eq!(ShimArches::of(&both), ShimArches::UNIVERSAL);
+    assert_eq!(ShimArches::of(&thin(&SliceSpec::arm64())), arm64_only);
 }

@@ -52,13 +52,15 @@ impl Verdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Platform {
     Linux,
-    MacOs,
+    /// macOS, with the architectures of the shim that would be inserted.
+    MacOs(macho::ShimArches),
 }
 
 impl Platform {
-    pub const fn current() -> Platform {
+    /// This platform, for the shim library `shim`.
+    pub fn current(shim: &[u8]) -> Platform {
         if cfg!(target_os = "macos") {
-            Platform::MacOs
+            Platform::MacOs(macho::ShimArches::of(shim))
         } else {
             Platform::Linux
         }
@@ -66,12 +68,13 @@ impl Platform {
 }
 
 /// Decides whether `program` (a path, or a name looked up in `PATH`) can take
-/// the shim, following `#!` interpreters to the binary that actually runs.
-pub fn check(program: &Path) -> Verdict {
+/// the shim library `shim`, following `#!` interpreters to the binary that
+/// actually runs.
+pub fn check(program: &Path, shim: &[u8]) -> Verdict {
     check_in(
         program,
         std::env::var_os("PATH").as_deref(),
-        Platform::current(),
+        Platform::current(shim),
     )
 }
 
@@ -122,12 +125,12 @@ pub fn check_binary(binary: &Path, platform: Platform) -> Verdict {
                 return Verdict::not(binary, why);
             }
         }
-        Platform::MacOs => {
+        Platform::MacOs(shim) => {
             let real = binary.canonicalize().unwrap_or_else(|_| binary.to_owned());
             if let Some(why) = macho::path_rule(&real, file_flags(&meta)) {
                 return Verdict::not(binary, why);
             }
-            if let Some(why) = macho::verdict(&source, macho::Arch::host()) {
+            if let Some(why) = macho::verdict(&source, macho::Arch::host(), shim) {
                 return Verdict::not(binary, why);
             }
         }
