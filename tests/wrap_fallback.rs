@@ -140,6 +140,7 @@ fn wrap_bridge_flag_finds_a_dynamic_server_that_ignores_port() {
     let own_port = free_port();
     let wrapped = Running::spawn(home.agentfs(&[
         "wrap",
+        "--no-router",
         "--bridge",
         "--name",
         "dyn",

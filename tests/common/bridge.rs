@@ -45,7 +45,17 @@ impl Running {
 }
 
 impl Drop for Running {
+    /// SIGTERM first, so an `agentfs` under test passes it on and its app
+    /// does not outlive the test; SIGKILL only if that does not end it.
     fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            super::send_signal(self.0.id(), libc::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while self.0.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
