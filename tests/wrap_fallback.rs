@@ -161,3 +161,36 @@ fn wrap_bridge_flag_finds_a_dynamic_server_that_ignores_port() {
     assert_eq!(code, Some(128 + 15), "{stderr}");
     assert_eq!(all_files(&home.run_dir()), Vec::<String>::new());
 }
+
+#[test]
+fn the_router_wrap_starts_is_never_bridged_as_the_apps_port() {
+    // wrap starts the router as its own child before the app: the search for
+    // the app's ports must look at the app's process tree, not wrap's.
+    let home = Home::new();
+    let server = build_c_server(&home.dir, true);
+    let (own_port, router_port) = (free_port(), free_port());
+    let mut command = home.agentfs(&[
+        "wrap",
+        "--name",
+        "rt",
+        "--instance",
+        "one",
+        "--",
+        server.to_str().unwrap(),
+        &own_port.to_string(),
+    ]);
+    command.env("AGENTFS_ROUTER_PORT", router_port.to_string());
+    let wrapped = Running::spawn(command);
+    // Both ports of the tree are found in one look at /proc: once the app's
+    // own port has its socket, a bridged router port would have one too.
+    home.wait_sidecar_json(&format!("rt-one-{own_port}"));
+    let files = all_files(&home.run_dir());
+    assert!(
+        !files.iter().any(|f| f.contains(&router_port.to_string())),
+        "{files:?}"
+    );
+    wrapped.signal("TERM");
+    let (code, stderr) = wrapped.wait();
+    assert_eq!(code, Some(128 + 15), "{stderr}");
+    assert!(home.run(&["router", "stop"]).status.success());
+}

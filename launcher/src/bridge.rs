@@ -100,6 +100,29 @@ pub fn run(args: BridgeArgs) -> Result<i32> {
 /// Runs `cmd` with `PORT` and the instance's variables until it (and, outside
 /// a terminal, its process group) is gone; returns the code to exit with.
 pub async fn run_child(instance: &Instance, cmd: &[OsString], port: u16) -> Result<i32> {
+    start_child(instance, cmd, port)?.wait().await
+}
+
+/// A child started by [`start_child`], with what supervising it needs.
+pub struct StartedChild {
+    child: tokio::process::Child,
+    interactive: bool,
+    announcer: announce::Announcer,
+}
+
+impl StartedChild {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the child as [`run_child`] does.
+    pub async fn wait(self) -> Result<i32> {
+        supervise::until_exit(self.child, self.interactive, self.announcer).await
+    }
+}
+
+/// Starts `cmd` with `PORT` and the instance's variables.
+pub fn start_child(instance: &Instance, cmd: &[OsString], port: u16) -> Result<StartedChild> {
     let (program, rest) = cmd
         .split_first()
         .ok_or_else(|| anyhow!("no command to run"))?;
@@ -116,7 +139,11 @@ pub async fn run_child(instance: &Instance, cmd: &[OsString], port: u16) -> Resu
     let child = command
         .spawn()
         .with_context(|| format!("could not run {}", program.to_string_lossy()))?;
-    supervise::until_exit(child, interactive, announcer).await
+    Ok(StartedChild {
+        child,
+        interactive,
+        announcer,
+    })
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use agentfs_contract::{layout, naming};
 
-use crate::bridge::{procnet, run_child, BoundBridge, Endpoint, TargetHandle};
+use crate::bridge::{procnet, start_child, BoundBridge, Endpoint, TargetHandle};
 use crate::wrap::Instance;
 
 /// How often the app's listening ports are looked up: fast while it starts,
@@ -84,12 +84,17 @@ async fn bridged(instance: &Instance, cmd: &[OsString], port: u16) -> Result<i32
         seen_order: Vec::new(),
     };
     bridges.spawn(primary.serve(until_stopped(stopped.clone())));
-    // The tree to search is ours: the app is our child, and the bridges
-    // themselves open no TCP listeners.
-    let discovering = tokio::spawn(discovery.run(std::process::id(), stopped));
-    let code = run_child(instance, cmd, port).await;
+    let child = start_child(instance, cmd, port)?;
+    // The tree to search is the app's, not ours: wrap's own children include
+    // the router it may have started in the background.
+    let discovering = child
+        .pid()
+        .map(|pid| tokio::spawn(discovery.run(pid, stopped)));
+    let code = child.wait().await;
     let _ = stop.send(true);
-    let _ = discovering.await;
+    if let Some(discovering) = discovering {
+        let _ = discovering.await;
+    }
     while let Some(done) = bridges.join_next().await {
         done.context("a bridge task failed")??;
     }
