@@ -128,18 +128,7 @@ pub fn exchange(socket: &Path, data: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(answer)
 }
 
-/// `GET /` with `Host: host` over a Unix socket; the whole raw answer.
-pub fn http_get_unix(socket: &Path, path: &str) -> std::io::Result<String> {
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(DEADLINE))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
-}
+pub use super::http_get_raw as http_get_unix;
 
 /// Polls until an HTTP GET over `socket` answers 200; returns the answer.
 pub fn wait_http_ok(socket: &Path, path: &str) -> String {
@@ -177,9 +166,16 @@ int main(int argc, char **argv) {
     for (;;) {
         int c = accept(fd, 0, 0);
         if (c < 0) continue;
+        /* The whole request head, so closing never resets the client. */
         char buf[4096];
-        ssize_t n = read(c, buf, sizeof buf);
-        (void)n;
+        size_t got = 0;
+        while (got < sizeof buf - 1) {
+            ssize_t n = read(c, buf + got, sizeof buf - 1 - got);
+            if (n <= 0) break;
+            got += (size_t)n;
+            buf[got] = 0;
+            if (strstr(buf, "\r\n\r\n")) break;
+        }
         char body[64];
         int len = snprintf(body, sizeof body, "hello from C on %d", port);
         char head[256];

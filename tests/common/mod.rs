@@ -263,16 +263,23 @@ pub fn send_signal(pid: u32, signal: i32) {
     unsafe { libc::kill(pid as i32, signal) };
 }
 
-/// `GET path` over a Unix socket with `Connection: close`; returns status and body.
-pub fn http_get(socket: &Path, path: &str) -> std::io::Result<(u16, String)> {
+/// `GET path` over a Unix socket with `Connection: close`; the whole raw answer.
+/// The request goes out in one write: a server that reads once and closes
+/// with bytes unread would otherwise reset the connection under our read.
+pub fn http_get_raw(socket: &Path, path: &str) -> std::io::Result<String> {
     let mut stream = UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(DEADLINE))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test.localhost\r\nConnection: close\r\n\r\n"
-    )?;
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: test.localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+/// `GET path` over a Unix socket; returns status and body.
+pub fn http_get(socket: &Path, path: &str) -> std::io::Result<(u16, String)> {
+    let response = http_get_raw(socket, path)?;
     let status = response
         .split(' ')
         .nth(1)
