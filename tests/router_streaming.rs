@@ -121,8 +121,28 @@ async fn server_sent_events_arrive_while_the_stream_is_open() {
     router.stop().await;
 }
 
+/// A final client frame: masked, as RFC 6455 requires of clients.
+fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n < 1 << 16 => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upgraded_connections_are_tunnelled_both_ways() {
+async fn websocket_echo_through_the_router() {
     let home = Home::new();
     let _a = Instance::spawn(&home, "web", "a1", 3000);
     let router = TestRouter::start(&home);
@@ -155,14 +175,27 @@ async fn upgraded_connections_are_tunnelled_both_ways() {
         "{head}"
     );
 
-    for message in [&b"hello"[..], &b"HMR update"[..], &vec![42u8; MIB][..]] {
+    // The key's accept value from RFC 6455's own example.
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+
+    // Masked client frames, echoed back as unmasked server frames.
+    for message in [&b"hello"[..], &b"HMR update"[..], &vec![42u8; 200_000][..]] {
         let (mut read, mut write) = tcp.split();
         let echo = async {
-            let mut back = vec![0u8; message.len()];
+            let mut head = [0u8; 2];
+            read.read_exact(&mut head).await.unwrap();
+            assert_eq!(head[0], 0x82, "a final binary frame");
+            let len = match head[1] {
+                126 => u64::from(read.read_u16().await.unwrap()),
+                127 => read.read_u64().await.unwrap(),
+                n => u64::from(n),
+            };
+            let mut back = vec![0u8; len as usize];
             read.read_exact(&mut back).await.unwrap();
             back
         };
-        let (_, back) = tokio::join!(write.write_all(message), echo);
+        let frame = masked_frame(0x2, message);
+        let (_, back) = tokio::join!(write.write_all(&frame), echo);
         assert_eq!(back, message);
     }
     router.stop().await;
