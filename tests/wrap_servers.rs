@@ -4,7 +4,7 @@
 mod common;
 
 use common::fixtures::Fixture;
-use common::{get_json, http_get, TestHome};
+use common::{get_json, http_get, http_get_raw, TestHome};
 
 #[test]
 fn python_http_server_answers_over_its_socket() {
@@ -67,10 +67,14 @@ fn c_servers_plain_epoll_and_epoll_before_bind() {
         .collect();
     for (mode, app) in modes.iter().zip(&apps) {
         let car = home.wait_sidecar("c", &mode.replace('_', "-"), Some(8080));
-        let (status, body) = http_get(&car.socket, "/").unwrap();
-        assert_eq!(status, 200, "{mode}");
-        assert!(body.starts_with("c-server pid="), "{mode}: {body}");
-        assert!(body.contains("port=8080 peer=127.0.0.1"), "{mode}: {body}");
+        let answer = http_get_raw(&car.socket, "/").unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{mode}: {answer}");
+        assert!(answer.ends_with("hello from C on 8080"), "{mode}: {answer}");
+        assert!(
+            answer.contains(&format!("X-Pid: {}", car.pid)),
+            "{mode}: {answer}"
+        );
+        assert!(answer.contains("X-Peer: 127.0.0.1"), "{mode}: {answer}");
         assert!(app.wait_stdout("listening on port").ends_with("8080"));
     }
 }

@@ -139,78 +139,7 @@ pub fn wait_http_ok(socket: &Path, path: &str) -> String {
     })
 }
 
-/// A tiny HTTP server in C: listens on 127.0.0.1 at `$PORT` (or at argv[1]
-/// when given, for a server that ignores PORT) and answers every request
-/// with `hello from C on PORT`.
-pub const C_SERVER: &str = r#"
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-int main(int argc, char **argv) {
-    const char *port_text = argc > 1 ? argv[1] : getenv("PORT");
-    if (!port_text) { fprintf(stderr, "no PORT\n"); return 2; }
-    int port = atoi(port_text);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr = {0};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) || listen(fd, 64)) { perror("listen"); return 3; }
-    for (;;) {
-        int c = accept(fd, 0, 0);
-        if (c < 0) continue;
-        /* The whole request head, so closing never resets the client. */
-        char buf[4096];
-        size_t got = 0;
-        while (got < sizeof buf - 1) {
-            ssize_t n = read(c, buf + got, sizeof buf - 1 - got);
-            if (n <= 0) break;
-            got += (size_t)n;
-            buf[got] = 0;
-            if (strstr(buf, "\r\n\r\n")) break;
-        }
-        char body[64];
-        int len = snprintf(body, sizeof body, "hello from C on %d", port);
-        char head[256];
-        int hlen = snprintf(head, sizeof head,
-            "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len);
-        write(c, head, hlen);
-        write(c, body, len);
-        close(c);
-    }
-}
-"#;
-
-/// Compiles [`C_SERVER`] into `dir` (statically with `static_link`).
-pub fn build_c_server(dir: &Path, static_link: bool) -> PathBuf {
-    let src = dir.join("server.c");
-    std::fs::write(&src, C_SERVER).unwrap();
-    let out = dir.join(if static_link {
-        "server-static"
-    } else {
-        "server"
-    });
-    let mut cc = Command::new("cc");
-    if static_link {
-        cc.arg("-static");
-    }
-    let status = cc
-        .arg("-O1")
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(status.success(), "cc failed");
-    out
-}
+pub use super::fixtures::compile_c_server as build_c_server;
 
 /// The `*.json` sidecars in `dir`, by file name, sorted.
 pub fn sidecar_names(dir: &Path) -> Vec<String> {

@@ -50,15 +50,31 @@ fn c_server() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let out = std::env::temp_dir().join(format!("agentfs-c-server-{}", std::process::id()));
-            let status = std::process::Command::new("cc")
-                .args(["-O1", "-Wall", "-o"])
-                .arg(&out)
-                .arg(fixtures_dir().join("c/server.c"))
-                .status()
-                .expect("a C compiler (cc)");
-            assert!(status.success(), "compiling fixtures/c/server.c failed");
-            out
+            let dir = std::env::temp_dir().join(format!("agentfs-c-server-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            compile_c_server(&dir, false)
         })
         .clone()
+}
+
+/// Compiles `fixtures/c/server.c` into `dir` (statically with `static_link`,
+/// a program the shim cannot enter) and returns the binary.
+pub fn compile_c_server(dir: &std::path::Path, static_link: bool) -> PathBuf {
+    let out = dir.join(if static_link {
+        "server-static"
+    } else {
+        "server"
+    });
+    let mut cc = std::process::Command::new("cc");
+    if static_link {
+        cc.arg("-static");
+    }
+    let status = cc
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&out)
+        .arg(fixtures_dir().join("c/server.c"))
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(status.success(), "compiling fixtures/c/server.c failed");
+    out
 }
