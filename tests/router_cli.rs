@@ -66,3 +66,38 @@ fn background_router_lifecycle() {
     assert!(!layout::router_socket(&home.dir).exists());
     assert_eq!(agentfs(&home, &["router", "status"]).status.code(), Some(1));
 }
+
+#[test]
+fn a_router_started_from_inside_a_wrapped_app_stays_on_tcp() {
+    // `agentfs wrap -- bash`, then `agentfs wrap ...` in that shell: the
+    // inner agentfs runs with the outer instance's shim settings, which the
+    // router it starts must not inherit.
+    let home = Home::new();
+    let shim = home.installed_shim();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _stop = StopOnDrop(&home);
+    let started = Command::new(env!("CARGO_BIN_EXE_agentfs"))
+        .arg("router")
+        .env("AGENTFS_HOME", &home.dir)
+        .env("AGENTFS_ROUTER_PORT", port.to_string())
+        .env("LD_PRELOAD", &shim)
+        .env("AGENTFS_APP", "outer")
+        .env("AGENTFS_INSTANCE", "a")
+        .env("AGENTFS_RUN_DIR", home.run_dir())
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let answer = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { get(port, "agentfs.localhost", "/health").await });
+    assert_eq!(answer.json()["data"]["port"], port);
+    assert!(
+        home.run_dir_files().is_empty(),
+        "{:?}",
+        home.run_dir_files()
+    );
+}

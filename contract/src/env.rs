@@ -42,3 +42,10 @@ pub const DEFAULT_ROUTER_PORT: u16 = 7380;
 /// The directory of interpreter stand-ins wrap puts first in `PATH`; set only
 /// while they are in use (see the launcher's `stand_ins` module).
 pub const STAND_INS: &str = "AGENTFS_STAND_INS";
+
+/// The variables that describe one wrapped instance. A process agentfs
+/// starts for itself (the background router) drops them and [`PRELOAD`], so
+/// it never runs as part of the instance it was started from.
+pub const INSTANCE_VARS: [&str; 8] = [
+    APP, INSTANCE, RUN_DIR, SOCKET, HOSTNAME, SHIM, STAND_INS, LOG,
+];

@@ -143,7 +143,13 @@ fn spawn_background(home: &Path) -> Result<Child> {
         .open(&log_path)
         .with_context(|| format!("could not open {}", log_path.display()))?;
     let exe = std::env::current_exe().context("could not find the agentfs executable")?;
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    // Started from inside a wrapped app, agentfs carries that instance's
+    // shim settings: the router must not, or its own listener is converted.
+    for var in env::INSTANCE_VARS.iter().chain([&env::PRELOAD]) {
+        command.env_remove(var);
+    }
+    let child = command
         .args(["router", "--foreground"])
         .env(env::HOME, home)
         .stdin(Stdio::null())
