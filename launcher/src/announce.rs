@@ -32,7 +32,9 @@ impl Announcer {
         let (sender, events) = mpsc::unbounded_channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if let Ok(event) = event {
+                // Reading a sidecar is itself an event (inotify reports opens
+                // and closes): reacting to those would read again, forever.
+                if let Some(event) = event.ok().filter(|e| !is_access(&e.kind)) {
                     for path in event.paths {
                         let _ = sender.send(path);
                     }
@@ -82,6 +84,12 @@ impl Announcer {
     }
 }
 
+/// Whether an event only says a file was opened or read, which changes nothing.
+fn is_access(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    matches!(kind, EventKind::Access(access) if *access != AccessKind::Close(AccessMode::Write))
+}
+
 /// `web/a1 listening on 0.0.0.0:3000 → http://web.localhost:7380 http://a1.web.localhost:7380`
 pub fn describe(car: &sidecar::Sidecar, router_port: Option<u16>) -> String {
     let asked = if car.address.contains(':') {
@@ -106,5 +114,28 @@ pub fn urls(car: &sidecar::Sidecar, router_port: u16) -> Vec<String> {
         ]
     } else {
         vec![format!("http://{}.{instance_host}:{router_port}", car.port)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
+
+    #[test]
+    fn reading_a_sidecar_is_no_event_but_writing_one_is() {
+        assert!(is_access(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(is_access(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!is_access(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(!is_access(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
+        ))));
+        assert!(!is_access(&EventKind::Create(CreateKind::File)));
     }
 }
