@@ -5,82 +5,89 @@
 //! place is the one event every platform's watcher reports.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use agentfs_contract::{naming, sidecar};
 
 use crate::wrap::Instance;
 
-/// Watches the run directory for one instance's sidecars.
+/// Watches the run directory for one instance's sidecars. Events are only
+/// hints to look again: they coalesce in a [`Notify`], so a storm of them
+/// costs one scan and no memory, and none can be lost.
 pub struct Announcer {
     run_dir: PathBuf,
     app: String,
     id: String,
     router_port: Option<u16>,
     seen: HashSet<PathBuf>,
-    events: mpsc::UnboundedReceiver<PathBuf>,
+    changed: Arc<Notify>,
     _watcher: notify::RecommendedWatcher,
 }
 
 impl Announcer {
     /// Starts watching; call before the child starts so no listener is missed.
     pub fn start(instance: &Instance, router_port: Option<u16>) -> Result<Announcer> {
-        let (sender, events) = mpsc::unbounded_channel();
+        let changed = Arc::new(Notify::new());
+        let poke = Arc::clone(&changed);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 // Reading a sidecar is itself an event (inotify reports opens
                 // and closes): reacting to those would read again, forever.
-                if let Some(event) = event.ok().filter(|e| !is_access(&e.kind)) {
-                    for path in event.paths {
-                        let _ = sender.send(path);
-                    }
+                if event.map_or(true, |e| !is_access(&e.kind)) {
+                    poke.notify_one();
                 }
             })
             .context("could not start watching the run directory")?;
         watcher
             .watch(&instance.run_dir, RecursiveMode::NonRecursive)
             .with_context(|| format!("could not watch {}", instance.run_dir.display()))?;
+        // One look at what is already there (a bridge writes its socket first).
+        changed.notify_one();
         Ok(Announcer {
             run_dir: instance.run_dir.clone(),
             app: instance.app.clone(),
             id: instance.id.clone(),
             router_port,
             seen: HashSet::new(),
-            events,
+            changed,
             _watcher: watcher,
         })
     }
 
-    /// Handles the next watcher event; pending forever once the watcher stops.
+    /// Waits for the run directory to change, then announces what is new.
     pub async fn next(&mut self) {
-        match self.events.recv().await {
-            Some(path) => self.consider(&path),
-            None => std::future::pending().await,
-        }
+        self.changed.notified().await;
+        self.scan();
     }
 
-    fn consider(&mut self, path: &Path) {
-        let is_sidecar = path
-            .extension()
-            .is_some_and(|ext| ext == naming::SIDECAR_EXT)
-            && !path
-                .file_name()
-                .is_some_and(|name| name.to_string_lossy().starts_with('.'));
-        if !is_sidecar || self.seen.contains(path) {
-            return;
-        }
-        let Ok(car) = sidecar::read_checked(path, &self.run_dir) else {
+    /// Prints a line for each of this instance's sidecars not seen before.
+    fn scan(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.run_dir) else {
             return;
         };
-        if car.app != self.app || car.instance != self.id {
-            return;
+        for path in entries.flatten().map(|entry| entry.path()) {
+            let is_sidecar = path
+                .extension()
+                .is_some_and(|ext| ext == naming::SIDECAR_EXT)
+                && !path
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with('.'));
+            if !is_sidecar || self.seen.contains(&path) {
+                continue;
+            }
+            let Ok(car) = sidecar::read_checked(&path, &self.run_dir) else {
+                continue;
+            };
+            if car.app == self.app && car.instance == self.id {
+                eprintln!("agentfs: {}", describe(&car, self.router_port));
+                self.seen.insert(path);
+            }
         }
-        self.seen.insert(path.to_owned());
-        eprintln!("agentfs: {}", describe(&car, self.router_port));
     }
 }
 
