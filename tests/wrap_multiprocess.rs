@@ -100,3 +100,17 @@ fn a_second_listener_gets_a_port_named_socket() {
     assert!(primary.primary && !second.primary);
     assert_eq!(second.socket, home.run_dir().join("multi-a-3001.sock"));
 }
+
+#[test]
+fn hooks_from_many_threads_while_forking_never_deadlock() {
+    let home = TestHome::new();
+    let app = home.wrap("threads", "a", &Fixture::CThreads.command(&["9100"]));
+    assert_eq!(
+        app.wait_stdout("ready"),
+        "ready 8",
+        "every listener reports the port it asked for"
+    );
+    for port in 9100..9108 {
+        home.wait_sidecar("threads", "a", Some(port));
+    }
+}

@@ -15,6 +15,8 @@ pub enum Fixture {
     NodeCluster,
     /// `fixtures/c/server.c`, compiled once per test binary.
     C,
+    /// `fixtures/c/threads.c`: binds from 8 threads while forking.
+    CThreads,
 }
 
 fn fixtures_dir() -> PathBuf {
@@ -35,6 +37,7 @@ impl Fixture {
             Fixture::Node => vec!["node".into(), path(dir.join("node/server.js"))],
             Fixture::NodeCluster => vec!["node".into(), path(dir.join("node/cluster.js"))],
             Fixture::C => vec![path(c_server())],
+            Fixture::CThreads => vec![path(c_program("threads"))],
         };
         cmd.extend(args.iter().map(|a| a.to_string()));
         cmd
@@ -49,12 +52,27 @@ fn path(p: PathBuf) -> String {
 fn c_server() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("agentfs-c-server-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            compile_c_server(&dir, false)
-        })
+        .get_or_init(|| compile_c_server(&scratch_dir(), false))
         .clone()
+}
+
+/// Compiles `fixtures/c/NAME.c` (with pthreads), once per test binary.
+fn c_program(name: &str) -> PathBuf {
+    let out = scratch_dir().join(name);
+    let status = std::process::Command::new("cc")
+        .args(["-O1", "-Wall", "-pthread", "-o"])
+        .arg(&out)
+        .arg(fixtures_dir().join(format!("c/{name}.c")))
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(status.success(), "compiling fixtures/c/{name}.c failed");
+    out
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("agentfs-c-fixtures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// Compiles `fixtures/c/server.c` into `dir` (statically with `static_link`,
