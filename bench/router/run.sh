@@ -6,6 +6,10 @@
 #
 #   bench/router/run.sh [RUNS] [SECONDS] [CONNECTIONS]    (defaults: 3 5 50)
 #
+# BEFORE_ROUTER=path/to/another/bench_router adds that build as proxy
+# "before" (same backend, own run dir), for before/after in one run.
+# PROXIES="router haproxy" limits the proxies driven (default: all).
+#
 # Needs Debian's haproxy nginx caddy wrk (installed with apt-get if missing)
 # and cargo. Everything lives in a temp dir; nothing is left running.
 set -euo pipefail
@@ -41,6 +45,13 @@ HOME_DIR="$WORK/home"
 RUN="$HOME_DIR/run"
 mkdir -p "$RUN" && chmod 700 "$HOME_DIR" "$RUN"
 SOCK="$RUN/bench-a1.sock"
+BEFORE=${BEFORE_ROUTER:-}
+HOME_B="$WORK/home-before"
+RUN_B="$HOME_B/run"
+mkdir -p "$RUN_B" && chmod 700 "$HOME_B" "$RUN_B"
+SOCK_B="$RUN_B/bench-a1.sock"
+PROXIES=${PROXIES:-router haproxy nginx caddy}
+[ -n "$BEFORE" ] && PROXIES="before $PROXIES"
 
 # The backend: nginx answering a small fixed body on a Unix socket.
 cat >"$WORK/backend.conf" <<CONF
@@ -52,6 +63,7 @@ http {
   access_log off;
   server {
     listen unix:$SOCK;
+    listen unix:$SOCK_B;
     location / { return 200 "hello from the backend\n"; }
   }
 }
@@ -69,9 +81,17 @@ wait_for "backend socket" test -S "$SOCK"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 P_ROUTER=$(free_port); P_HAPROXY=$(free_port); P_NGINX=$(free_port); P_CADDY=$(free_port)
+P_BEFORE=$(free_port)
 
 "$TARGET/release/examples/bench_router" "$HOME_DIR" "$P_ROUTER" >"$WORK/router.out" & ROUTER_PID=$!; PIDS+=($ROUTER_PID)
 wait_for "router" grep -q ready "$WORK/router.out"
+if [ -n "$BEFORE" ]; then
+  "$BEFORE" "$HOME_B" "$P_BEFORE" >"$WORK/before.out" & BEFORE_PID=$!; PIDS+=($BEFORE_PID)
+  wait_for "before router" grep -q ready "$WORK/before.out"
+fi
+# Router builds without the discovery fix re-scan the run dir nonstop, idle too;
+# "before" is stopped outside its own runs so it does not slow the others.
+pause_before() { [ -n "$BEFORE" ] && kill "-$1" "$BEFORE_PID"; return 0; }
 
 cat >"$WORK/haproxy.cfg" <<CONF
 global
@@ -128,22 +148,29 @@ CONF
 HOME="$WORK" XDG_DATA_HOME="$WORK" XDG_CONFIG_HOME="$WORK" \
   caddy run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.log" 2>&1 & PIDS+=($!)
 
-for p in $P_ROUTER $P_HAPROXY $P_NGINX $P_CADDY; do
+port_of() {
+  case $1 in
+    router) echo "$P_ROUTER" ;; haproxy) echo "$P_HAPROXY" ;;
+    nginx) echo "$P_NGINX" ;; caddy) echo "$P_CADDY" ;; before) echo "$P_BEFORE" ;;
+  esac
+}
+for name in $PROXIES; do
+  p=$(port_of "$name")
   wait_for "port $p" curl -sf -H 'Host: bench.localhost' "http://127.0.0.1:$p/"
 done
 
+pause_before STOP
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 IDLE_RSS=$(rss_kb "$ROUTER_PID")
 
 declare -A RPS P99
 for run in $(seq 1 "$RUNS"); do
-  for name in router haproxy nginx caddy; do
-    case $name in
-      router) port=$P_ROUTER ;; haproxy) port=$P_HAPROXY ;;
-      nginx) port=$P_NGINX ;; caddy) port=$P_CADDY ;;
-    esac
+  for name in $PROXIES; do
+    port=$(port_of "$name")
+    [ "$name" = before ] && pause_before CONT
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency \
       -H 'Host: bench.localhost' "http://127.0.0.1:$port/")
+    pause_before STOP
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
@@ -159,11 +186,18 @@ LOADED_RSS=$(rss_kb "$ROUTER_PID")
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
 echo "medians of $RUNS runs x ${SECS}s, $CONNS connections, wrk -t$THREADS, $(nproc) cores:"
-for name in router haproxy nginx caddy; do
+for name in $PROXIES; do
   echo "  $name: $(median <<<"${RPS[$name]}") req/s, p99 $(median <<<"${P99[$name]}") us"
 done
-r=$(median <<<"${RPS[router]}"); h=$(median <<<"${RPS[haproxy]}")
-rp=$(median <<<"${P99[router]}"); hp=$(median <<<"${P99[haproxy]}")
-python3 -c "import sys; r,h,rp,hp=map(float,sys.argv[1:]); print(f'router/haproxy: throughput {r/h:.2f}x, p99 {rp/hp:.2f}x')" "$r" "$h" "$rp" "$hp"
+ratio() { # ratio A B: A's medians over B's
+  local r h rp hp
+  r=$(median <<<"${RPS[$1]:-}"); h=$(median <<<"${RPS[$2]:-}")
+  rp=$(median <<<"${P99[$1]:-}"); hp=$(median <<<"${P99[$2]:-}")
+  [ -n "$r" ] && [ -n "$h" ] || return 0
+  python3 -c "import sys; r,h,rp,hp=map(float,sys.argv[3:]); print(f'{sys.argv[1]}/{sys.argv[2]}: throughput {r/h:.2f}x, p99 {rp/hp:.2f}x')" "$1" "$2" "$r" "$h" "$rp" "$hp"
+}
+ratio router haproxy
+ratio before haproxy
+ratio router before
 echo "router RSS: idle ${IDLE_RSS} kB, after load ${LOADED_RSS} kB"
 "$TARGET/release/examples/discovery_latency" 200

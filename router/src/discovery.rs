@@ -151,10 +151,7 @@ fn remove_stale(socket: &Path) {
 pub fn watch_dir(run_dir: &Path, poke: Arc<Notify>) -> notify::Result<notify::RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let relevant = match &event {
-            Ok(event) => event.paths.iter().any(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                !name.starts_with('.')
-            }),
+            Ok(event) => is_hint(event),
             Err(_) => true,
         };
         if relevant {
@@ -163,6 +160,24 @@ pub fn watch_dir(run_dir: &Path, poke: Arc<Notify>) -> notify::Result<notify::Re
     })?;
     watcher.watch(run_dir, RecursiveMode::NonRecursive)?;
     Ok(watcher)
+}
+
+/// Whether an event may mean the routes changed. Opening or reading a file
+/// changes nothing, and a scan itself opens the directory, every sidecar and
+/// every lock: counting those (inotify reports them) would make each scan
+/// trigger the next, so the router would re-scan without pause even when idle.
+fn is_hint(event: &notify::Event) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    let changes = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    };
+    changes
+        && event.paths.iter().any(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !name.starts_with('.')
+        })
 }
 
 /// Scans on every poke and every reconcile tick until `stop` turns true,
@@ -198,5 +213,33 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
+    use notify::Event;
+
+    fn event(kind: EventKind, name: &str) -> Event {
+        Event::new(kind).add_path(PathBuf::from("/run").join(name))
+    }
+
+    #[test]
+    fn reads_are_no_hint_but_changes_are() {
+        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        let read_done = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert!(!is_hint(&event(open, "web-a.json")));
+        assert!(!is_hint(&event(read_done, "web-a.lock")));
+        let written = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert!(is_hint(&event(written, "web-a.json")));
+        assert!(is_hint(&event(renamed, "web-a.json")));
+        assert!(is_hint(&event(
+            EventKind::Create(CreateKind::File),
+            "web-a.sock"
+        )));
+        assert!(!is_hint(&event(renamed, ".web-a.json.tmp")));
     }
 }
