@@ -42,15 +42,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         http: listen::bind_addrs(&["127.0.0.1".parse()?], port)?,
         control: None,
     };
-    // ROUTER_THREADS picks the runtime's worker count (default: one per core).
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("ROUTER_THREADS")
+    // ROUTER_THREADS overrides the worker count the router recommends.
+    let workers = std::env::var("ROUTER_THREADS")
         .ok()
-        .and_then(|n| n.parse().ok())
-    {
-        builder.worker_threads(n);
-    }
-    let runtime = builder.enable_all().build()?;
+        .and_then(|n| n.parse().ok());
+    let runtime = agentfs_router::runtime(workers)?;
     runtime.block_on(async {
         let router = Router::start(Config::for_home(&home), listeners)?;
         let mut routes = router.routes();

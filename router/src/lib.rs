@@ -188,6 +188,24 @@ pub async fn run(
     Ok(())
 }
 
+/// The runtime the router should run on: multi-threaded, with `workers`
+/// worker threads, or [`default_workers`] when `None`.
+pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.unwrap_or_else(default_workers))
+        .enable_all()
+        .build()
+}
+
+/// Half the cores, at least one. The router shares the machine with the
+/// clients and apps it proxies: on 2 cores shared with wrk and the backend,
+/// one worker gave more requests/s and about half the p99 of two
+/// (BENCHMARKS.md), since two workers mostly wake each other and take CPU
+/// from the processes they serve.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
 /// An id unique to this router process, carried in forwarded requests.
 fn router_id() -> String {
     let nanos = std::time::SystemTime::now()
