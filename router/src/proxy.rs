@@ -57,8 +57,8 @@ pub struct Forward<'a> {
 
 /// Whether this request already went through this router, or through too many.
 pub fn is_loop(headers: &HeaderMap, router_id: &str) -> bool {
-    let hops: Vec<_> = headers.get_all(VIA_HEADER).iter().collect();
-    hops.len() >= MAX_HOPS || hops.iter().any(|v| v.as_bytes() == router_id.as_bytes())
+    let hops = headers.get_all(VIA_HEADER);
+    hops.iter().count() >= MAX_HOPS || hops.iter().any(|v| v.as_bytes() == router_id.as_bytes())
 }
 
 /// Sends the request to one of `candidates`, retrying as described above.
@@ -243,8 +243,12 @@ fn prepare(
     upgrade: bool,
 ) -> Result<Request<UpBody>, RouteError> {
     let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = Uri::try_from(path).map_err(|e| RouteError::BadRequest(e.to_string()))?;
+    // Most requests are already in origin form: only an absolute-form target
+    // is rebuilt, which saves a parse and an allocation per request.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = Uri::try_from(path).map_err(|e| RouteError::BadRequest(e.to_string()))?;
+    }
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers, upgrade);
