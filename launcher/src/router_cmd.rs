@@ -222,9 +222,7 @@ fn run_foreground(home: &Path, port: u16, listen_on: &[IpAddr]) -> Result<i32> {
         http,
         control: Some(control),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = agentfs_router::runtime(None)?;
     runtime.block_on(async {
         let router = agentfs_router::Router::start(Config::for_home(home), listeners)?;
         let addrs: Vec<String> = router.http_addrs().iter().map(|a| a.to_string()).collect();
