@@ -23,7 +23,8 @@ WORK=$(mktemp -d /tmp/afr-bench.XXXXXX)
 PIDS=()
 
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # CONT too: a stopped process ("before" between its runs) ignores TERM until resumed.
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null && kill -CONT "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
