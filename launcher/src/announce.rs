@@ -13,6 +13,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::Notify;
 
 use agentfs_contract::{naming, sidecar};
+use agentfs_router::discovery;
 
 use crate::wrap::Instance;
 
@@ -38,7 +39,7 @@ impl Announcer {
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 // Reading a sidecar is itself an event (inotify reports opens
                 // and closes): reacting to those would read again, forever.
-                if event.map_or(true, |e| !is_access(&e.kind)) {
+                if event.map_or(true, |e| discovery::is_hint(&e)) {
                     poke.notify_one();
                 }
             })
@@ -91,12 +92,6 @@ impl Announcer {
     }
 }
 
-/// Whether an event only says a file was opened or read, which changes nothing.
-fn is_access(kind: &notify::EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode, EventKind};
-    matches!(kind, EventKind::Access(access) if *access != AccessKind::Close(AccessMode::Write))
-}
-
 /// `web/a1 listening on 0.0.0.0:3000 → http://web.localhost:7380 http://a1.web.localhost:7380`
 pub fn describe(car: &sidecar::Sidecar, router_port: Option<u16>) -> String {
     let asked = if car.address.contains(':') {
@@ -121,28 +116,5 @@ pub fn urls(car: &sidecar::Sidecar, router_port: u16) -> Vec<String> {
         ]
     } else {
         vec![format!("http://{}.{instance_host}:{router_port}", car.port)]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
-
-    #[test]
-    fn reading_a_sidecar_is_no_event_but_writing_one_is() {
-        assert!(is_access(&EventKind::Access(AccessKind::Open(
-            AccessMode::Any
-        ))));
-        assert!(is_access(&EventKind::Access(AccessKind::Close(
-            AccessMode::Read
-        ))));
-        assert!(!is_access(&EventKind::Access(AccessKind::Close(
-            AccessMode::Write
-        ))));
-        assert!(!is_access(&EventKind::Modify(ModifyKind::Name(
-            RenameMode::To
-        ))));
-        assert!(!is_access(&EventKind::Create(CreateKind::File)));
     }
 }

@@ -166,7 +166,7 @@ pub fn watch_dir(run_dir: &Path, poke: Arc<Notify>) -> notify::Result<notify::Re
 /// changes nothing, and a scan itself opens the directory, every sidecar and
 /// every lock: counting those (inotify reports them) would make each scan
 /// trigger the next, so the router would re-scan without pause even when idle.
-fn is_hint(event: &notify::Event) -> bool {
+pub fn is_hint(event: &notify::Event) -> bool {
     use notify::event::{AccessKind, AccessMode, EventKind};
     let changes = match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
