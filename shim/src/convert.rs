@@ -60,8 +60,9 @@ pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
     };
     let path_bytes = path.as_os_str().as_encoded_bytes().to_vec();
     if let Err(errno) = replace_with_unix_socket(fd, &path_bytes) {
-        sys::close(lock_fd);
+        // Files first, lock last: once the lock is free the path is anyone's.
         liveness::remove_entry_files(&path);
+        sys::close(lock_fd);
         return Outcome::Failed(errno);
     }
     table.listeners.push(Listener {
