@@ -3,7 +3,8 @@
 //! [`UpBody`] is what goes to an instance: the client's own body, or nothing
 //! when a bodiless request is replayed on another instance. [`ResBody`] is what
 //! goes back to the client: the instance's body (holding the [`InFlight`] guard
-//! until its last frame, so "in flight" means until the answer is complete), or
+//! until its last frame, so "in flight" means until the answer is complete, and
+//! the upstream connection's [`Lease`], which returns it to the pool then), or
 //! a page the router wrote itself.
 
 use std::pin::Pin;
@@ -12,6 +13,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use crate::pool::Lease;
 use crate::table::InFlight;
 
 /// Boxed error for bodies that can fail for more than one reason.
@@ -59,6 +61,8 @@ pub enum ResBody {
     Upstream {
         body: Incoming,
         guard: Option<InFlight>,
+        /// None for an upgraded connection, which never goes back to the pool.
+        lease: Option<Lease>,
     },
     Page(Option<Bytes>),
 }
@@ -71,6 +75,18 @@ impl ResBody {
     pub fn empty() -> ResBody {
         ResBody::Page(None)
     }
+
+    /// An instance's answer body; a bodiless one is complete already.
+    pub fn upstream(body: Incoming, guard: InFlight, mut lease: Option<Lease>) -> ResBody {
+        if let Some(lease) = lease.as_mut().filter(|_| body.is_end_stream()) {
+            lease.complete();
+        }
+        ResBody::Upstream {
+            body,
+            guard: Some(guard),
+            lease,
+        }
+    }
 }
 
 impl Body for ResBody {
@@ -82,10 +98,24 @@ impl Body for ResBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ResBody::Upstream { body, guard } => {
-                let polled = Pin::new(body).poll_frame(cx);
-                if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = polled {
+            ResBody::Upstream { body, guard, lease } => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                // hyper stops polling once is_end_stream() says so, so the
+                // frame that completes a sized body counts as the end too.
+                let end = match &polled {
+                    Poll::Ready(None) => true,
+                    Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+                    Poll::Ready(Some(Err(_))) => {
+                        lease.take();
+                        true
+                    }
+                    Poll::Pending => false,
+                };
+                if end {
                     guard.take();
+                    if let Some(mut lease) = lease.take() {
+                        lease.complete();
+                    }
                 }
                 polled
             }

@@ -1,8 +1,10 @@
 //! Upstream connections: kept-alive HTTP/1.1 connections to one Unix socket.
 //!
-//! A connection is taken out of the pool for one request and put back once
-//! the instance has finished answering it (a task waits for the connection to
-//! be ready again), so a pooled connection is always idle.
+//! A connection is taken out of the pool for one request and travels with the
+//! answer's body as a [`Lease`]; when the body's last frame has been read, the
+//! lease puts the connection straight back, so a pooled connection is always
+//! idle. No task per request: only a connection that is not ready yet at that
+//! moment gets a task that waits for it.
 
 use std::io;
 use std::path::PathBuf;
@@ -61,16 +63,58 @@ impl Pool {
         Ok(sender)
     }
 
-    /// Returns the connection to the pool once its current answer is complete.
-    pub fn recycle(&self, mut sender: Sender) {
+    /// Lends out a connection whose request was sent; see [`Lease`].
+    pub fn lease(&self, sender: Sender) -> Lease {
+        Lease {
+            sender: Some(sender),
+            idle: Arc::clone(&self.idle),
+            complete: false,
+        }
+    }
+}
+
+/// A connection answering one request. Dropped after [`Lease::complete`]
+/// (the answer was read to its end), it goes back to the pool; dropped
+/// before, it is closed, since the rest of an answer may still be on it.
+#[derive(Debug)]
+pub struct Lease {
+    sender: Option<Sender>,
+    idle: Arc<Mutex<Vec<Sender>>>,
+    complete: bool,
+}
+
+impl Lease {
+    /// Marks the answer as read to its end.
+    pub fn complete(&mut self) {
+        self.complete = true;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(mut sender) = self.sender.take().filter(|_| self.complete) else {
+            return;
+        };
+        if sender.is_ready() {
+            put_back(&self.idle, sender);
+            return;
+        }
+        // The connection task has not yet seen the end of the answer: wait for it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let idle = Arc::clone(&self.idle);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             if sender.ready().await.is_ok() {
-                let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
-                if idle.len() < MAX_IDLE {
-                    idle.push(sender);
-                }
+                put_back(&idle, sender);
             }
         });
+    }
+}
+
+fn put_back(idle: &Mutex<Vec<Sender>>, sender: Sender) {
+    let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+    if idle.len() < MAX_IDLE {
+        idle.push(sender);
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use crate::body::{ResBody, UpBody};
 use crate::error::RouteError;
+use crate::pool::Lease;
 use crate::table::{pick, Backend, InFlight};
 
 /// Most tries for one request, over all instances.
@@ -86,7 +87,7 @@ pub async fn forward(
         };
         let guard = backend.start();
         match attempt(&backend, this, upgrade).await {
-            Ok(resp) => return Ok(respond(resp, guard, client_upgrade)),
+            Ok((resp, lease)) => return Ok(respond(resp, guard, lease, client_upgrade)),
             Err(Failure::Unsent { req, refused }) => {
                 pending = Some(*req);
                 if refused {
@@ -126,7 +127,7 @@ async fn attempt(
     backend: &Backend,
     req: Request<UpBody>,
     upgrade: bool,
-) -> Result<Response<Incoming>, Failure> {
+) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
     // An upgraded connection is never returned to the pool, so take a fresh one.
     let pooled = if upgrade {
         None
@@ -147,12 +148,7 @@ async fn attempt(
         },
     };
     match sender.try_send_request(req).await {
-        Ok(resp) => {
-            if !upgrade {
-                backend.pool.recycle(sender);
-            }
-            Ok(resp)
-        }
+        Ok(resp) => Ok((resp, (!upgrade).then(|| backend.pool.lease(sender)))),
         Err(mut err) => match err.take_message() {
             Some(req) => Err(Failure::Unsent {
                 req: Box::new(req),
@@ -285,6 +281,7 @@ fn prepare(
 fn respond(
     mut resp: Response<Incoming>,
     guard: InFlight,
+    lease: Option<Lease>,
     client_upgrade: Option<OnUpgrade>,
 ) -> Response<ResBody> {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -295,10 +292,7 @@ fn respond(
             tunnel(client, upstream, guard);
             resp.map(|_| ResBody::empty())
         }
-        _ => resp.map(|body| ResBody::Upstream {
-            body,
-            guard: Some(guard),
-        }),
+        _ => resp.map(|body| ResBody::upstream(body, guard, lease)),
     }
 }
 
