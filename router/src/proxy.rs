@@ -71,7 +71,13 @@ pub async fn forward(
     let upgrade = wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let req = prepare(req, ctx, upgrade)?;
-    let replay = Replay::of(&req);
+    // A failed instance is not tried again, so with one candidate there is
+    // nothing to replay on: skip the copy of the headers then.
+    let replay = if candidates.len() > 1 {
+        Replay::of(&req)
+    } else {
+        None
+    };
     let mut pending = Some(req);
     let mut tried: Vec<Arc<Backend>> = Vec::new();
     let mut last = RouteError::NoUpstream(ctx.host.to_owned());
