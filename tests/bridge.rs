@@ -186,12 +186,7 @@ fn bad_arguments_are_clear_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reachable_through_the_router_and_down_page_when_not_listening() {
     let home = Home::new();
-    let rhome = router_common::Home {
-        dir: home.dir.clone(),
-    };
-    std::fs::create_dir_all(home.run_dir()).unwrap();
-    std::fs::set_permissions(home.run_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let router = router_common::TestRouter::start(&rhome);
+    let router = router_common::TestRouter::start(&home);
 
     let server = build_c_server(&home.dir, true);
     let port = free_port();

@@ -4,7 +4,6 @@
 mod common;
 use common::{bridge as bridge_common, router as router_common};
 
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
@@ -187,12 +186,7 @@ fn manual_route_refuses_bad_sockets_and_live_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ps_counts_requests_from_the_router() {
     let home = Home::new();
-    std::fs::create_dir_all(home.run_dir()).unwrap();
-    std::fs::set_permissions(home.run_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let rhome = router_common::Home {
-        dir: home.dir.clone(),
-    };
-    let router = router_common::TestRouter::start(&rhome);
+    let router = router_common::TestRouter::start(&home);
     let server = build_c_server(&home.dir, false);
     let port = free_port();
     let _server = Running::spawn({
@@ -235,12 +229,7 @@ async fn ps_counts_requests_from_the_router() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_route_is_reachable_through_the_router() {
     let home = Home::new();
-    std::fs::create_dir_all(home.run_dir()).unwrap();
-    std::fs::set_permissions(home.run_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let rhome = router_common::Home {
-        dir: home.dir.clone(),
-    };
-    let router = router_common::TestRouter::start(&rhome);
+    let router = router_common::TestRouter::start(&home);
     let socket = home.dir.join("user.sock");
     user_socket_server(&socket);
     assert!(home

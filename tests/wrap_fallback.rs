@@ -11,7 +11,6 @@ mod common;
 use common::{bridge as bridge_common, router as router_common};
 
 use std::ffi::OsString;
-use std::os::unix::fs::PermissionsExt;
 
 use bridge_common::*;
 
@@ -91,13 +90,8 @@ fn wrap_runs_a_static_server_behind_a_bridge_reachable_through_the_router() {
         .build()
         .unwrap();
     let home = Home::new();
-    std::fs::create_dir_all(home.run_dir()).unwrap();
-    std::fs::set_permissions(home.run_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let server = build_c_server(&home.dir, true);
-    let rhome = router_common::Home {
-        dir: home.dir.clone(),
-    };
-    let router = runtime.block_on(async { router_common::TestRouter::start(&rhome) });
+    let router = runtime.block_on(async { router_common::TestRouter::start(&home) });
     let wrapped = Running::spawn(home.agentfs(&[
         "wrap",
         "--name",

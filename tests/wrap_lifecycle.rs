@@ -10,8 +10,7 @@ use common::{get_json, process_alive, send_signal, wait_for, TestHome};
 fn wrap_exits_with_the_childs_code() {
     let home = TestHome::new();
     let status = home
-        .agentfs(&[])
-        .args(["wrap", "--no-router", "--", "sh", "-c", "exit 7"])
+        .agentfs(&["wrap", "--no-router", "--", "sh", "-c", "exit 7"])
         .status()
         .unwrap();
     assert_eq!(status.code(), Some(7));
@@ -21,8 +20,7 @@ fn wrap_exits_with_the_childs_code() {
 fn a_missing_command_is_a_clear_error_with_code_127() {
     let home = TestHome::new();
     let output = home
-        .agentfs(&[])
-        .args(["wrap", "--no-router", "--", "no-such-command-xyz"])
+        .agentfs(&["wrap", "--no-router", "--", "no-such-command-xyz"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(127));
@@ -152,8 +150,7 @@ fn a_live_socket_is_never_taken_over() {
     );
     let car = home.wait_sidecar("busy", "a", Some(8000));
     let output = home
-        .agentfs(&[])
-        .args([
+        .agentfs(&[
             "wrap",
             "--no-router",
             "--name",

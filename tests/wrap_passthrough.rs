@@ -21,8 +21,7 @@ fn outbound_tcp_udp_and_unix_sockets_are_untouched() {
         got
     });
     let output = home
-        .agentfs(&[])
-        .args([
+        .agentfs(&[
             "wrap",
             "--no-router",
             "--name",

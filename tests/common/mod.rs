@@ -96,10 +96,9 @@ impl TestHome {
 
     /// Starts `agentfs wrap --name APP --instance ID -- CMD...`.
     pub fn wrap(&self, app: &str, id: &str, cmd: &[String]) -> Wrapped {
-        let mut command = self.agentfs(&[]);
-        command
-            .args(["wrap", "--no-router", "--name", app, "--instance", id, "--"])
-            .args(cmd);
+        let mut command =
+            self.agentfs(&["wrap", "--no-router", "--name", app, "--instance", id, "--"]);
+        command.args(cmd);
         Wrapped::spawn(command)
     }
 
@@ -132,12 +131,10 @@ impl TestHome {
     /// The shim library wrap installed under this home.
     pub fn installed_shim(&self) -> PathBuf {
         let lib = self.dir.join("lib");
-        let status = self
-            .agentfs(&[])
-            .args(["wrap", "--no-router", "--", "true"])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        assert!(self
+            .run(&["wrap", "--no-router", "--", "true"])
+            .status
+            .success());
         let hash_dir = std::fs::read_dir(&lib)
             .unwrap()
             .flatten()
