@@ -101,9 +101,21 @@ install_tools() {
     ok "tools: darwin targets, zig $(zig_version), $(cargo-zigbuild --version)"
 }
 
+# Prints what llvm-objdump says of one slice. Its whole output is read before
+# anything parses it: a reader that stops early (awk's `exit`, `grep -q`)
+# makes llvm-objdump fail with EX_IOERR (74) on the broken pipe, which
+# pipefail would turn into a failed check, at random.
+slice_output() {
+    local dylib=$1 arch=$2 out
+    shift 2
+    out=$("$objdump" --macho --arch="$arch" "$@" "$dylib" 2>&1) || true
+    printf '%s\n' "$out"
+}
+
 # Inspects one architecture's slice of a dylib.
 verify_slice() {
     local dylib=$1 arch=$2 binds bound expected symbol missing=() extra=() size start entries misplaced
+    local sections
     binds=$("$objdump" --macho --arch="$arch" --bind "$dylib" 2>&1) || {
         fail "$arch: llvm-objdump --bind could not read the slice"
         return
@@ -117,8 +129,8 @@ verify_slice() {
     while read -r symbol; do
         [ -z "$symbol" ] || grep -qxF -- "$symbol" <<<"$expected" || extra+=("$symbol")
     done <<<"$bound"
-    read -r size start < <("$objdump" --macho --arch="$arch" --section-headers "$dylib" |
-        awk '$2 == "__interpose" { print $3, $4 }') || true
+    sections=$(slice_output "$dylib" "$arch" --section-headers)
+    read -r size start < <(awk '$2 == "__interpose" { print $3, $4 }' <<<"$sections") || true
     entries=$((16#${size:-0} / 16))
     # dyld reads {replacement, original} pairs: every bind must fill the
     # second word of a pair, or the pair would redirect the wrong way.
@@ -137,9 +149,10 @@ verify_slice() {
         fail "$arch: __DATA,__interpose has $entries entries; not bound from libSystem: ${missing[*]:-none}; unexpected: ${extra[*]:-none}; bound as the replacement: ${misplaced:-none}"
     fi
 
-    local minos
-    minos=$("$objdump" --macho --arch="$arch" --private-headers "$dylib" |
-        awk '$1 == "cmd" && $2 == "LC_BUILD_VERSION" { b = 1 } b && $1 == "minos" { print $2; exit }')
+    local minos headers
+    headers=$(slice_output "$dylib" "$arch" --private-headers)
+    minos=$(awk '$1 == "cmd" && $2 == "LC_BUILD_VERSION" { b = 1 } b && $1 == "minos" { print $2; exit }' \
+        <<<"$headers")
     if [ -n "$minos" ] && printf '%s\n%s\n' "$minos" "$MACOSX_DEPLOYMENT_TARGET" | sort -V -C; then
         ok "$arch: minimum macOS $minos (deployment target $MACOSX_DEPLOYMENT_TARGET)"
     else
@@ -147,8 +160,8 @@ verify_slice() {
     fi
 
     local id foreign
-    id=$("$objdump" --macho --arch="$arch" --dylib-id "$dylib" | sed -n '2p' | tr -d '\t')
-    foreign=$("$objdump" --macho --arch="$arch" --dylibs-used "$dylib" | sed '1d' | awk '{ print $1 }' |
+    id=$(slice_output "$dylib" "$arch" --dylib-id | sed -n '2p' | tr -d '\t')
+    foreign=$(slice_output "$dylib" "$arch" --dylibs-used | sed '1d' | awk '{ print $1 }' |
         grep -vxF -- "$id" | grep -vE '^(/usr/lib/|/System/Library/)' || true)
     if [ -z "$foreign" ] && [[ $id == @rpath/* ]]; then
         ok "$arch: links only system libraries; install name $id"
