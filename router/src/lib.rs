@@ -122,10 +122,13 @@ impl Router {
             http.push(tokio::net::TcpListener::from_std(listener)?);
         }
         let http_addrs: Vec<SocketAddr> = http.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let router_id = router_id();
         let state = Arc::new(service::State {
             table: table.clone(),
             poke,
-            router_id: router_id(),
+            via: hyper::header::HeaderValue::from_str(&router_id)
+                .expect("a router id is hex digits"),
+            router_id,
             own: own_addrs(&http_addrs),
             port: http_addrs.first().map_or(0, |a| a.port()),
             run_dir: config.run_dir.clone(),
@@ -188,13 +191,21 @@ pub async fn run(
     Ok(())
 }
 
-/// The runtime the router should run on: multi-threaded, with `workers`
-/// worker threads, or [`default_workers`] when `None`.
+/// The runtime the router should run on, with `workers` worker threads, or
+/// [`default_workers`] when `None`. One worker means tokio's current-thread
+/// scheduler on the calling thread: the same single thread of work without
+/// the multi-threaded scheduler's cross-thread bookkeeping, which made the
+/// backend do less work per request too (BENCHMARKS.md).
 pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.unwrap_or_else(default_workers))
-        .enable_all()
-        .build()
+    match workers.unwrap_or_else(default_workers) {
+        0 | 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
 }
 
 /// Half the cores, at least one. The router shares the machine with the

@@ -52,7 +52,10 @@ impl Pool {
     /// Opens a new connection. An error here means nothing was sent.
     pub async fn connect(&self) -> io::Result<Sender> {
         let stream = UnixStream::connect(&self.socket).await?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        // writev off for the same reason as on the client side (server.rs).
+        let (sender, conn) = http1::Builder::new()
+            .writev(false)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(io::Error::other)?;
         tokio::spawn(async move {

@@ -11,7 +11,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hyper::body::{Body, Incoming};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, UPGRADE};
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
+    TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
@@ -33,17 +36,23 @@ pub const VIA_HEADER: &str = "x-agentfs-via";
 const MAX_HOPS: usize = 4;
 
 /// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Names, not strings: a `&str` key is parsed again on every lookup.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
 ];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static VIA: HeaderName = HeaderName::from_static(VIA_HEADER);
 
 /// What a forward needs to know besides the request.
 #[derive(Debug)]
@@ -51,7 +60,8 @@ pub struct Forward<'a> {
     /// The name the client asked for, for X-Forwarded-Host and error pages.
     pub host: &'a str,
     pub client_ip: IpAddr,
-    pub router_id: &'a str,
+    /// This router's id as a header value, for [`VIA_HEADER`].
+    pub via: &'a HeaderValue,
     /// Wakes discovery to re-check the run directory after a connect failure.
     pub poke: &'a Notify,
 }
@@ -217,6 +227,10 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 /// Removes hop-by-hop headers, including those named in `Connection`;
 /// keeps `Connection: upgrade` and `Upgrade` when the connection is being upgraded.
 fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most requests carry none of them: one pass over the names, no lookups.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let upgrade = keep_upgrade
         .then(|| headers.get(UPGRADE).cloned())
         .flatten();
@@ -230,7 +244,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     if let Some(upgrade) = upgrade {
@@ -255,27 +269,27 @@ fn prepare(
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers, upgrade);
     let bad = |e: hyper::header::InvalidHeaderValue| RouteError::BadRequest(e.to_string());
+    // The name the client asked for: the Host header's own value (shared,
+    // not copied) unless an absolute-form target named another.
+    let host = match headers.get(HOST) {
+        Some(value) if value.as_bytes() == ctx.host.as_bytes() => value.clone(),
+        _ => HeaderValue::from_str(ctx.host).map_err(bad)?,
+    };
     if !headers.contains_key(HOST) {
-        headers.insert(HOST, HeaderValue::from_str(ctx.host).map_err(bad)?);
+        headers.insert(HOST, host.clone());
     }
     let client = ctx.client_ip.to_string();
-    let forwarded_for = match headers.get("x-forwarded-for").map(|v| v.to_str()) {
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(|v| v.to_str()) {
         Some(Ok(prior)) => format!("{prior}, {client}"),
         _ => client,
     };
     headers.insert(
-        "x-forwarded-for",
+        &X_FORWARDED_FOR,
         HeaderValue::from_str(&forwarded_for).map_err(bad)?,
     );
-    headers.insert(
-        "x-forwarded-host",
-        HeaderValue::from_str(ctx.host).map_err(bad)?,
-    );
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    headers.append(
-        VIA_HEADER,
-        HeaderValue::from_str(ctx.router_id).map_err(bad)?,
-    );
+    headers.insert(&X_FORWARDED_HOST, host);
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.append(&VIA, ctx.via.clone());
     let body = if body.is_end_stream() {
         UpBody::Empty
     } else {

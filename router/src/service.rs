@@ -25,6 +25,8 @@ pub struct State {
     pub poke: Arc<Notify>,
     /// Unique per router process; marks forwarded requests to catch loops.
     pub router_id: String,
+    /// `router_id` as a header value, made once.
+    pub via: hyper::header::HeaderValue,
     /// Addresses besides loopback that name the router itself.
     pub own: Vec<IpAddr>,
     /// The HTTP port, for the URLs the router prints.
@@ -101,7 +103,7 @@ async fn route(
     let ctx = Forward {
         host: &authority,
         client_ip,
-        router_id: &state.router_id,
+        via: &state.via,
         poke: &state.poke,
     };
     proxy::forward(&ctx, req, candidates).await
