@@ -8,6 +8,8 @@ use common::router as router_common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use agentfs_contract::sidecar::Kind;
+
 use router_common::*;
 
 /// Concurrent keep-alive clients hammering the app name.
@@ -75,5 +77,41 @@ async fn sigkill_of_one_instance_under_load_fails_no_request() {
         &failures[..failures.len().min(5)]
     );
     router.wait_instances("web", 1).await;
+    router.stop().await;
+}
+
+/// An instance that sends an answer's headers and dies before its body: the
+/// router reads small answers to replayable requests whole before passing
+/// them on, so the client gets the other instance's full answer instead of
+/// a cut-off body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_dying_between_headers_and_body_is_retried() {
+    let home = Home::new();
+    let mut dying = Instance::spawn_with(
+        &home,
+        "web",
+        "a1",
+        3000,
+        true,
+        Mode::DieMidAnswer,
+        Kind::Shim,
+    );
+    let _healthy = Instance::spawn(&home, "web", "b2", 3000);
+    let router = TestRouter::start(&home);
+    router.wait_instances("web", 2).await;
+
+    let mut client = Client::connect(router.port).await;
+    let mut answered = 0;
+    // Balancing sends one of the first requests to the dying instance.
+    while !dying.has_exited() || answered < 2 {
+        let answer = client
+            .get("web.localhost", "/")
+            .await
+            .expect("every request gets a whole answer");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.json()["instance"], "b2");
+        answered += 1;
+        assert!(answered < 1000, "the dying instance was never asked");
+    }
     router.stop().await;
 }

@@ -10,6 +10,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
@@ -27,6 +29,12 @@ use crate::table::{pick, Backend, InFlight};
 
 /// Most tries for one request, over all instances.
 const MAX_ATTEMPTS: usize = 8;
+
+/// Largest answer to a replayable request that is read whole before it is
+/// passed on, so that an instance dying between its headers and its body is
+/// retried like one that died before answering. Larger (or unsized) answers
+/// stream, and fail with the instance.
+const MAX_WHOLE_ANSWER: u64 = 64 * 1024;
 
 /// Marks a request as having passed through a router; the value is the router's id.
 pub const VIA_HEADER: &str = "x-agentfs-via";
@@ -102,7 +110,7 @@ pub async fn forward(
             break;
         };
         let guard = backend.start();
-        match attempt(&backend, this, upgrade).await {
+        match attempt(&backend, this, upgrade, replay.is_some()).await {
             Ok((resp, lease)) => return Ok(respond(resp, guard, lease, client_upgrade)),
             Err(Failure::Unsent { req, refused }) => {
                 pending = Some(*req);
@@ -139,11 +147,20 @@ enum Failure {
     Sent(hyper::Error),
 }
 
+/// An instance's answer body: streamed, or read whole already.
+enum Answer {
+    Streamed(Incoming),
+    Whole(Bytes),
+}
+
+/// One try on one instance. With `whole_small`, a small sized answer is read
+/// to its end before this returns (see [`MAX_WHOLE_ANSWER`]).
 async fn attempt(
     backend: &Backend,
     req: Request<UpBody>,
     upgrade: bool,
-) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
+    whole_small: bool,
+) -> Result<(Response<Answer>, Option<Lease>), Failure> {
     // An upgraded connection is never returned to the pool, so take a fresh one.
     let pooled = if upgrade {
         None
@@ -164,7 +181,25 @@ async fn attempt(
         },
     };
     match sender.try_send_request(req).await {
-        Ok(resp) => Ok((resp, (!upgrade).then(|| backend.pool.lease(sender)))),
+        Ok(resp) => {
+            let lease = (!upgrade).then(|| backend.pool.lease(sender));
+            let small = resp
+                .body()
+                .size_hint()
+                .exact()
+                .is_some_and(|n| n > 0 && n <= MAX_WHOLE_ANSWER);
+            if !(whole_small && small) {
+                return Ok((resp.map(Answer::Streamed), lease));
+            }
+            let (parts, body) = resp.into_parts();
+            match body.collect().await {
+                Ok(whole) => Ok((
+                    Response::from_parts(parts, Answer::Whole(whole.to_bytes())),
+                    lease,
+                )),
+                Err(err) => Err(Failure::Sent(err)),
+            }
+        }
         Err(mut err) => match err.take_message() {
             Some(req) => Err(Failure::Unsent {
                 req: Box::new(req),
@@ -299,7 +334,7 @@ fn prepare(
 }
 
 fn respond(
-    mut resp: Response<Incoming>,
+    mut resp: Response<Answer>,
     guard: InFlight,
     lease: Option<Lease>,
     client_upgrade: Option<OnUpgrade>,
@@ -312,7 +347,15 @@ fn respond(
             tunnel(client, upstream, guard);
             resp.map(|_| ResBody::empty())
         }
-        _ => resp.map(|body| ResBody::upstream(body, guard, lease)),
+        _ => resp.map(|body| match body {
+            Answer::Streamed(body) => ResBody::upstream(body, guard, lease),
+            Answer::Whole(bytes) => {
+                if let Some(mut lease) = lease {
+                    lease.complete();
+                }
+                ResBody::page(bytes)
+            }
+        }),
     }
 }
 

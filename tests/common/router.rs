@@ -28,6 +28,8 @@ pub enum Mode {
     Serve,
     Refuse,
     Close,
+    /// Sends the first answer's headers, then exits before its body.
+    DieMidAnswer,
 }
 
 /// A real instance process serving one socket in the run dir.
@@ -61,6 +63,7 @@ impl Instance {
             Mode::Serve => "serve",
             Mode::Refuse => "refuse",
             Mode::Close => "close",
+            Mode::DieMidAnswer => "die",
         };
         let mut child = Command::new("python3")
             .arg(BACKEND)
@@ -97,6 +100,11 @@ impl Instance {
             instance: instance.into(),
             port,
         }
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// SIGKILL, then reap: its lock is free once this returns.
