@@ -5,7 +5,8 @@
 //! goes back to the client: the instance's body (holding the [`InFlight`] guard
 //! until its last frame, so "in flight" means until the answer is complete, and
 //! the upstream connection's [`Lease`], which returns it to the pool then), or
-//! a page the router wrote itself.
+//! a page the router wrote itself. An answer read by [`wire`](crate::wire)
+//! holds its own connection and returns it to the pool itself.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -15,6 +16,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::pool::Lease;
 use crate::table::InFlight;
+use crate::wire::WireBody;
 
 /// Boxed error for bodies that can fail for more than one reason.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -64,6 +66,10 @@ pub enum ResBody {
         /// None for an upgraded connection, which never goes back to the pool.
         lease: Option<Lease>,
     },
+    Wire {
+        body: WireBody,
+        guard: Option<InFlight>,
+    },
     Page(Option<Bytes>),
 }
 
@@ -91,13 +97,25 @@ impl ResBody {
 
 impl Body for ResBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
+            ResBody::Wire { body, guard } => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                let end = match &polled {
+                    Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+                    Poll::Ready(_) => true,
+                    Poll::Pending => false,
+                };
+                if end {
+                    guard.take();
+                }
+                polled
+            }
             ResBody::Upstream { body, guard, lease } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 // hyper stops polling once is_end_stream() says so, so the
@@ -117,7 +135,7 @@ impl Body for ResBody {
                         lease.complete();
                     }
                 }
-                polled
+                polled.map_err(BoxError::from)
             }
             ResBody::Page(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
@@ -126,6 +144,7 @@ impl Body for ResBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ResBody::Upstream { body, .. } => body.is_end_stream(),
+            ResBody::Wire { body, .. } => body.is_end_stream(),
             ResBody::Page(bytes) => bytes.is_none(),
         }
     }
@@ -133,6 +152,7 @@ impl Body for ResBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ResBody::Upstream { body, .. } => body.size_hint(),
+            ResBody::Wire { body, .. } => body.size_hint(),
             ResBody::Page(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }

@@ -8,6 +8,8 @@
 //! - [`service`]: one request: the API, an error page, or a forward.
 //! - [`proxy`]: forwarding with header rewriting, retries and upgrade tunnels.
 //! - [`pool`]: kept-alive upstream connections per Unix socket.
+//! - [`wire`]: requests without a body, sent and answered on the request's own task.
+//! - [`h1`]: the HTTP/1.1 wire format toward instances, without IO.
 //! - [`body`]: streamed request and response bodies.
 //! - [`api`]: the JSON API, status page and error pages.
 //! - [`error`]: [`RouteError`], which knows its side and status code.
@@ -28,6 +30,7 @@ pub mod body;
 pub mod client;
 pub mod discovery;
 pub mod error;
+pub mod h1;
 pub mod host;
 pub mod listen;
 pub mod pool;
@@ -35,6 +38,7 @@ pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod table;
+pub mod wire;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

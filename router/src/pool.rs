@@ -1,10 +1,13 @@
 //! Upstream connections: kept-alive HTTP/1.1 connections to one Unix socket.
 //!
-//! A connection is taken out of the pool for one request and travels with the
-//! answer's body as a [`Lease`]; when the body's last frame has been read, the
-//! lease puts the connection straight back, so a pooled connection is always
-//! idle. No task per request: only a connection that is not ready yet at that
-//! moment gets a task that waits for it.
+//! Two kinds are kept apart. Plain connections ([`wire::Conn`]) carry
+//! requests without a body, driven by the request's own task. Hyper client
+//! connections ([`Sender`]) carry requests with a body; one is taken out of
+//! the pool for one request and travels with the answer's body as a
+//! [`Lease`]; when the body's last frame has been read, the lease puts the
+//! connection straight back, so a pooled connection is always idle. No task
+//! per request: only a connection that is not ready yet at that moment gets
+//! a task that waits for it.
 
 use std::io;
 use std::path::PathBuf;
@@ -15,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
 use crate::body::UpBody;
+use crate::wire::{self, Conn};
 
 /// Idle connections kept per socket; more than this are closed when freed.
 const MAX_IDLE: usize = 128;
@@ -28,6 +32,7 @@ pub struct Pool {
     socket: PathBuf,
     /// A std mutex: held only to push or pop, never across an await.
     idle: Arc<Mutex<Vec<Sender>>>,
+    conns: wire::Idle,
 }
 
 impl Pool {
@@ -35,12 +40,32 @@ impl Pool {
         Pool {
             socket,
             idle: Arc::default(),
+            conns: Arc::default(),
         }
+    }
+
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
+    /// The most recently used idle plain connection, if any.
+    pub fn take_conn(&self) -> Option<Conn> {
+        lock(&self.conns).pop()
+    }
+
+    /// Closes every idle plain connection: after one turned out stale (the
+    /// instance restarted, or closed idle connections), the rest likely are.
+    pub fn clear_conns(&self) {
+        lock(&self.conns).clear();
+    }
+
+    pub fn idle_conns(&self) -> wire::Idle {
+        Arc::clone(&self.conns)
     }
 
     /// An idle pooled connection, if one is still open.
     pub fn take_idle(&self) -> Option<Sender> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = lock(&self.idle);
         while let Some(sender) = idle.pop() {
             if sender.is_ready() {
                 return Some(sender);
@@ -115,9 +140,14 @@ impl Drop for Lease {
     }
 }
 
-fn put_back(idle: &Mutex<Vec<Sender>>, sender: Sender) {
-    let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+/// Keeps an idle connection, unless enough are kept already.
+pub(crate) fn put_back<T>(idle: &Mutex<Vec<T>>, conn: T) {
+    let mut idle = lock(idle);
     if idle.len() < MAX_IDLE {
-        idle.push(sender);
+        idle.push(conn);
     }
+}
+
+fn lock<T>(idle: &Mutex<Vec<T>>) -> std::sync::MutexGuard<'_, Vec<T>> {
+    idle.lock().unwrap_or_else(|e| e.into_inner())
 }

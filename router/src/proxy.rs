@@ -1,17 +1,20 @@
 //! Forwarding one request to an instance: header rewriting, balancing with
 //! retries, and tunnelling upgraded connections.
 //!
+//! Requests without a body (nearly all of them) go over [`wire`]; requests
+//! with a body, and upgrades, over hyper's client.
+//!
 //! A request is retried on another instance when nothing was sent (the
 //! connection was refused or the socket is gone), and also after a failure
-//! when it has no body and an idempotent method, since replaying it is safe.
-//! That is what keeps every client request succeeding when one of several
-//! instances dies.
+//! when it has no body and an idempotent method, since replaying it is safe;
+//! small answers to such requests are read whole before they are passed on,
+//! so an instance that dies between its headers and its body counts as a
+//! failure to retry too. That is what keeps every client request succeeding
+//! when one of several instances dies.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
@@ -24,8 +27,10 @@ use tokio::sync::Notify;
 
 use crate::body::{ResBody, UpBody};
 use crate::error::RouteError;
+use crate::h1;
 use crate::pool::Lease;
 use crate::table::{pick, Backend, InFlight};
+use crate::wire::{self, AnswerBody, WireError};
 
 /// Most tries for one request, over all instances.
 const MAX_ATTEMPTS: usize = 8;
@@ -89,6 +94,9 @@ pub async fn forward(
     let upgrade = wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let req = prepare(req, ctx, upgrade)?;
+    if !upgrade && matches!(req.body(), UpBody::Empty) {
+        return forward_bodiless(ctx, req, candidates).await;
+    }
     // A failed instance is not tried again, so with one candidate there is
     // nothing to replay on: skip the copy of the headers then.
     let replay = if candidates.len() > 1 {
@@ -110,7 +118,7 @@ pub async fn forward(
             break;
         };
         let guard = backend.start();
-        match attempt(&backend, this, upgrade, replay.is_some()).await {
+        match attempt(&backend, this, upgrade).await {
             Ok((resp, lease)) => return Ok(respond(resp, guard, lease, client_upgrade)),
             Err(Failure::Unsent { req, refused }) => {
                 pending = Some(*req);
@@ -122,7 +130,7 @@ pub async fn forward(
             }
             Err(Failure::Sent(err)) => {
                 tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "upstream failed");
-                last = sent_error(&backend, &err);
+                last = sent_error(&backend, err.to_string());
                 if !backend.is_bridge() {
                     backend.mark_down();
                     ctx.poke.notify_one();
@@ -137,6 +145,77 @@ pub async fn forward(
     Err(last)
 }
 
+/// A request without a body, over [`wire`]: its head is encoded once and
+/// sent as is to whichever instance takes it, as often as needed.
+async fn forward_bodiless(
+    ctx: &Forward<'_>,
+    req: Request<UpBody>,
+    candidates: Vec<Arc<Backend>>,
+) -> Result<Response<ResBody>, RouteError> {
+    let (parts, _) = req.into_parts();
+    let head = h1::encode_request(&parts);
+    let idempotent = is_idempotent(&parts.method);
+    let replayable = idempotent && candidates.len() > 1;
+    let whole_up_to = if replayable { MAX_WHOLE_ANSWER } else { 0 };
+    let mut tried: Vec<Arc<Backend>> = Vec::new();
+    let mut last = RouteError::NoUpstream(ctx.host.to_owned());
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(backend) = pick(&candidates, &tried) else {
+            break;
+        };
+        let guard = backend.start();
+        let failure = match wire::exchange(&backend.pool, &head, &parts.method, whole_up_to).await {
+            Ok(answer) => return Ok(wire_response(answer, guard)),
+            Err(WireError::Connect(err)) => {
+                tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "connect failed");
+                backend.mark_down();
+                ctx.poke.notify_one();
+                tried.push(backend);
+                continue;
+            }
+            // The instance closed a pooled connection while it was idle, so
+            // the request was never read: safe to send again when idempotent.
+            Err(WireError::Stale) if idempotent => {
+                backend.pool.clear_conns();
+                continue;
+            }
+            Err(WireError::Stale) => "the instance closed a kept-alive connection".to_owned(),
+            Err(WireError::Failed(err)) => err,
+        };
+        tracing::debug!(err = %failure, socket = %backend.sidecar.socket.display(), "upstream failed");
+        last = sent_error(&backend, failure);
+        if !backend.is_bridge() {
+            backend.mark_down();
+            ctx.poke.notify_one();
+        }
+        tried.push(backend);
+        if !replayable {
+            return Err(last);
+        }
+    }
+    Err(last)
+}
+
+fn wire_response(answer: wire::Answer, guard: InFlight) -> Response<ResBody> {
+    let mut resp = Response::new(ResBody::empty());
+    *resp.status_mut() = answer.head.status;
+    *resp.headers_mut() = answer.head.headers;
+    strip_hop_by_hop(resp.headers_mut(), false);
+    *resp.body_mut() = match answer.body {
+        AnswerBody::Whole(bytes) if bytes.is_empty() => ResBody::empty(),
+        AnswerBody::Whole(bytes) => ResBody::page(bytes),
+        AnswerBody::Stream(body) => ResBody::Wire {
+            body,
+            guard: Some(guard),
+        },
+    };
+    resp
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 enum Failure {
     /// Nothing reached the instance; the request comes back for another try.
     Unsent {
@@ -147,20 +226,11 @@ enum Failure {
     Sent(hyper::Error),
 }
 
-/// An instance's answer body: streamed, or read whole already.
-enum Answer {
-    Streamed(Incoming),
-    Whole(Bytes),
-}
-
-/// One try on one instance. With `whole_small`, a small sized answer is read
-/// to its end before this returns (see [`MAX_WHOLE_ANSWER`]).
 async fn attempt(
     backend: &Backend,
     req: Request<UpBody>,
     upgrade: bool,
-    whole_small: bool,
-) -> Result<(Response<Answer>, Option<Lease>), Failure> {
+) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
     // An upgraded connection is never returned to the pool, so take a fresh one.
     let pooled = if upgrade {
         None
@@ -181,25 +251,7 @@ async fn attempt(
         },
     };
     match sender.try_send_request(req).await {
-        Ok(resp) => {
-            let lease = (!upgrade).then(|| backend.pool.lease(sender));
-            let small = resp
-                .body()
-                .size_hint()
-                .exact()
-                .is_some_and(|n| n > 0 && n <= MAX_WHOLE_ANSWER);
-            if !(whole_small && small) {
-                return Ok((resp.map(Answer::Streamed), lease));
-            }
-            let (parts, body) = resp.into_parts();
-            match body.collect().await {
-                Ok(whole) => Ok((
-                    Response::from_parts(parts, Answer::Whole(whole.to_bytes())),
-                    lease,
-                )),
-                Err(err) => Err(Failure::Sent(err)),
-            }
-        }
+        Ok(resp) => Ok((resp, (!upgrade).then(|| backend.pool.lease(sender)))),
         Err(mut err) => match err.take_message() {
             Some(req) => Err(Failure::Unsent {
                 req: Box::new(req),
@@ -213,11 +265,11 @@ async fn attempt(
 /// The error for a request that failed after it was (partly) sent and before
 /// any response came. A bridge closes (or resets) a connection at once when
 /// its app is not listening, so from a bridge that means "not listening yet".
-fn sent_error(backend: &Backend, err: &hyper::Error) -> RouteError {
+fn sent_error(backend: &Backend, err: String) -> RouteError {
     if backend.is_bridge() {
         RouteError::NotListening(backend.sidecar.app.clone())
     } else {
-        RouteError::Upstream(err.to_string())
+        RouteError::Upstream(err)
     }
 }
 
@@ -230,8 +282,7 @@ struct Replay {
 
 impl Replay {
     fn of(req: &Request<UpBody>) -> Option<Replay> {
-        let idempotent = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-        (idempotent && req.body().is_end_stream()).then(|| Replay {
+        (is_idempotent(req.method()) && req.body().is_end_stream()).then(|| Replay {
             method: req.method().clone(),
             uri: req.uri().clone(),
             headers: req.headers().clone(),
@@ -334,7 +385,7 @@ fn prepare(
 }
 
 fn respond(
-    mut resp: Response<Answer>,
+    mut resp: Response<Incoming>,
     guard: InFlight,
     lease: Option<Lease>,
     client_upgrade: Option<OnUpgrade>,
@@ -347,15 +398,7 @@ fn respond(
             tunnel(client, upstream, guard);
             resp.map(|_| ResBody::empty())
         }
-        _ => resp.map(|body| match body {
-            Answer::Streamed(body) => ResBody::upstream(body, guard, lease),
-            Answer::Whole(bytes) => {
-                if let Some(mut lease) = lease {
-                    lease.complete();
-                }
-                ResBody::page(bytes)
-            }
-        }),
+        _ => resp.map(|body| ResBody::upstream(body, guard, lease)),
     }
 }
 

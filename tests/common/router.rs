@@ -30,6 +30,8 @@ pub enum Mode {
     Close,
     /// Sends the first answer's headers, then exits before its body.
     DieMidAnswer,
+    /// One request per connection, then closes it without saying so.
+    OncePerConnection,
 }
 
 /// A real instance process serving one socket in the run dir.
@@ -64,6 +66,7 @@ impl Instance {
             Mode::Refuse => "refuse",
             Mode::Close => "close",
             Mode::DieMidAnswer => "die",
+            Mode::OncePerConnection => "once",
         };
         let mut child = Command::new("python3")
             .arg(BACKEND)

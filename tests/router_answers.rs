@@ -1,0 +1,102 @@
+//! How the router reads instances' answers to requests without a body (its
+//! own HTTP/1.1 client, `wire`): HEAD, interim 1xx answers, bodies ended by
+//! closing, answers that are not HTTP, and instances that close kept-alive
+//! connections behind the router's back.
+
+mod common;
+use common::router as router_common;
+
+use agentfs_contract::sidecar::Kind;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+
+use router_common::*;
+
+#[tokio::test]
+async fn head_answers_keep_their_length_and_carry_no_body() {
+    let home = Home::new();
+    let _web = Instance::spawn(&home, "web", "a1", 3000);
+    let router = TestRouter::start(&home);
+    router.wait_instances("web", 1).await;
+
+    let mut client = Client::connect(router.port).await;
+    let req = Request::head("/")
+        .header("host", "web.localhost")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let answer = collect(client.send(req).await.unwrap()).await.unwrap();
+    assert_eq!(answer.status, 200);
+    let length: usize = answer.headers["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(length > 0, "the instance's length is passed on");
+    assert!(answer.body.is_empty());
+    // The same connection still works: the HEAD answer was framed right.
+    let after = client.get("web.localhost", "/after").await.unwrap();
+    assert_eq!(after.json()["path"], "/after");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn interim_answers_are_skipped_and_bodies_may_end_at_close() {
+    let home = Home::new();
+    let _web = Instance::spawn(&home, "web", "a1", 3000);
+    let router = TestRouter::start(&home);
+    router.wait_instances("web", 1).await;
+
+    let mut client = Client::connect(router.port).await;
+    let early = client.get("web.localhost", "/early").await.unwrap();
+    assert_eq!(early.status, 200);
+    assert_eq!(early.json()["path"], "/early");
+    let until_close = client.get("web.localhost", "/until-close").await.unwrap();
+    assert_eq!(until_close.status, 200);
+    assert_eq!(until_close.text(), "all of it, until the end");
+    // The client's own connection stays open: only the instance's closed.
+    let after = client.get("web.localhost", "/after").await.unwrap();
+    assert_eq!(after.json()["path"], "/after");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_http_is_a_502() {
+    let home = Home::new();
+    let _web = Instance::spawn(&home, "web", "a1", 3000);
+    let router = TestRouter::start(&home);
+    router.wait_instances("web", 1).await;
+
+    let garbage = get(router.port, "web.localhost", "/garbage").await;
+    assert_eq!(garbage.status, 502, "{}", garbage.text());
+    assert!(garbage.text().contains("malformed"), "{}", garbage.text());
+    router.stop().await;
+}
+
+/// The instance closes every connection after one answer, without a
+/// `Connection: close`: each pooled connection is stale by the next request,
+/// which is sent again on a new connection, so every request succeeds.
+#[tokio::test]
+async fn connections_the_instance_closed_while_idle_are_replaced() {
+    let home = Home::new();
+    let _web = Instance::spawn_with(
+        &home,
+        "web",
+        "a1",
+        3000,
+        true,
+        Mode::OncePerConnection,
+        Kind::Shim,
+    );
+    let router = TestRouter::start(&home);
+    router.wait_instances("web", 1).await;
+
+    let mut client = Client::connect(router.port).await;
+    for i in 0..20 {
+        let path = format!("/n{i}");
+        let answer = client.get("web.localhost", &path).await.unwrap();
+        assert_eq!(answer.status, 200, "request {i}: {}", answer.text());
+        assert_eq!(answer.json()["path"], path);
+    }
+    router.stop().await;
+}
