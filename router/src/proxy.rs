@@ -12,7 +12,6 @@
 //! failure to retry too. That is what keeps every client request succeeding
 //! when one of several instances dies.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use hyper::body::{Body, Incoming};
@@ -72,7 +71,8 @@ static VIA: HeaderName = HeaderName::from_static(VIA_HEADER);
 pub struct Forward<'a> {
     /// The name the client asked for, for X-Forwarded-Host and error pages.
     pub host: &'a str,
-    pub client_ip: IpAddr,
+    /// The client's address, as it goes into X-Forwarded-For.
+    pub client: &'a HeaderValue,
     /// This router's id as a header value, for [`VIA_HEADER`].
     pub via: &'a HeaderValue,
     /// Wakes discovery to re-check the run directory after a connect failure.
@@ -154,7 +154,12 @@ async fn forward_bodiless(
 ) -> Result<Response<ResBody>, RouteError> {
     let (parts, _) = req.into_parts();
     let head = h1::encode_request(&parts);
-    let idempotent = is_idempotent(&parts.method);
+    // The client's headers and target share hyper's read buffer: let them
+    // go now, so hyper reuses that buffer instead of allocating a new one
+    // when it checks the client connection while the answer is awaited.
+    let method = parts.method.clone();
+    drop(parts);
+    let idempotent = is_idempotent(&method);
     let replayable = idempotent && candidates.len() > 1;
     let whole_up_to = if replayable { MAX_WHOLE_ANSWER } else { 0 };
     let mut tried: Vec<Arc<Backend>> = Vec::new();
@@ -164,7 +169,7 @@ async fn forward_bodiless(
             break;
         };
         let guard = backend.start();
-        let failure = match wire::exchange(&backend.pool, &head, &parts.method, whole_up_to).await {
+        let failure = match wire::exchange(&backend.pool, &head, &method, whole_up_to).await {
             Ok(answer) => return Ok(wire_response(answer, guard)),
             Err(WireError::Connect(err)) => {
                 tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "connect failed");
@@ -364,15 +369,14 @@ fn prepare(
     if !headers.contains_key(HOST) {
         headers.insert(HOST, host.clone());
     }
-    let client = ctx.client_ip.to_string();
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(|v| v.to_str()) {
-        Some(Ok(prior)) => format!("{prior}, {client}"),
-        _ => client,
+        Some(Ok(prior)) => {
+            let client = ctx.client.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{prior}, {client}")).map_err(bad)?
+        }
+        _ => ctx.client.clone(),
     };
-    headers.insert(
-        &X_FORWARDED_FOR,
-        HeaderValue::from_str(&forwarded_for).map_err(bad)?,
-    );
+    headers.insert(&X_FORWARDED_FOR, forwarded_for);
     headers.insert(&X_FORWARDED_HOST, host);
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     headers.append(&VIA, ctx.via.clone());

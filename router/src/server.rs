@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -31,7 +32,9 @@ pub async fn serve_tcp(listener: TcpListener, state: Arc<State>, mut stop: watch
             Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
                 let span = tracing::debug_span!("conn", peer = %addr);
-                serve_conn(stream, Arc::clone(&state), Peer::Http(addr), span);
+                let client = HeaderValue::from_str(&addr.ip().to_string())
+                    .expect("an IP address is a valid header value");
+                serve_conn(stream, Arc::clone(&state), Peer::Http(client), span);
             }
             Err(err) => {
                 tracing::warn!(%err, "accept failed");
@@ -69,7 +72,7 @@ fn serve_conn<S>(stream: S, state: Arc<State>, peer: Peer, span: tracing::Span)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| handle(Arc::clone(&state), req, peer));
+    let service = service_fn(move |req| handle(Arc::clone(&state), req, peer.clone()));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)

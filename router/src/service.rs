@@ -1,13 +1,13 @@
 //! Answering one request: who is it for, and then the API, an error page, or a forward.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::header::HOST;
+use hyper::header::{HeaderValue, HOST};
 use hyper::{Request, Response};
 use tokio::sync::{watch, Notify};
 
@@ -36,9 +36,11 @@ pub struct State {
 }
 
 /// Where a request came in.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Peer {
-    Http(SocketAddr),
+    /// A client over TCP: its address, as it goes into X-Forwarded-For
+    /// (made once per connection).
+    Http(HeaderValue),
     /// The control socket: only the API is served there.
     Control,
 }
@@ -56,9 +58,9 @@ pub async fn handle(
         run_dir: &state.run_dir,
         started: state.started,
     };
-    let client = match peer {
+    let client = match &peer {
         Peer::Control => return Ok(api::serve(req.uri().path(), req.headers(), &about)),
-        Peer::Http(addr) => addr.ip(),
+        Peer::Http(client) => client,
     };
     let as_json = api::wants_json(req.headers(), req.uri().path());
     let resp = match route(&state, &table, req, client, &about).await {
@@ -75,7 +77,7 @@ async fn route(
     state: &State,
     table: &Table,
     req: Request<Incoming>,
-    client_ip: IpAddr,
+    client: &HeaderValue,
     about: &About<'_>,
 ) -> Result<Response<ResBody>, RouteError> {
     // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
@@ -102,7 +104,7 @@ async fn route(
     }
     let ctx = Forward {
         host: &authority,
-        client_ip,
+        client,
         via: &state.via,
         poke: &state.poke,
     };
