@@ -89,7 +89,7 @@ pub fn is_loop(headers: &HeaderMap, router_id: &str) -> bool {
 pub async fn forward(
     ctx: &Forward<'_>,
     mut req: Request<Incoming>,
-    candidates: Vec<Arc<Backend>>,
+    candidates: &[Arc<Backend>],
 ) -> Result<Response<ResBody>, RouteError> {
     let upgrade = wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -108,7 +108,7 @@ pub async fn forward(
     let mut tried: Vec<Arc<Backend>> = Vec::new();
     let mut last = RouteError::NoUpstream(ctx.host.to_owned());
     for _ in 0..MAX_ATTEMPTS {
-        let Some(backend) = pick(&candidates, &tried) else {
+        let Some(backend) = pick(candidates, &tried) else {
             break;
         };
         let Some(this) = pending
@@ -150,7 +150,7 @@ pub async fn forward(
 async fn forward_bodiless(
     ctx: &Forward<'_>,
     req: Request<UpBody>,
-    candidates: Vec<Arc<Backend>>,
+    candidates: &[Arc<Backend>],
 ) -> Result<Response<ResBody>, RouteError> {
     let (parts, _) = req.into_parts();
     let head = h1::encode_request(&parts);
@@ -165,7 +165,7 @@ async fn forward_bodiless(
     let mut tried: Vec<Arc<Backend>> = Vec::new();
     let mut last = RouteError::NoUpstream(ctx.host.to_owned());
     for _ in 0..MAX_ATTEMPTS {
-        let Some(backend) = pick(&candidates, &tried) else {
+        let Some(backend) = pick(candidates, &tried) else {
             break;
         };
         let guard = backend.start();
@@ -325,18 +325,26 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let upgrade = keep_upgrade
         .then(|| headers.get(UPGRADE).cloned())
         .flatten();
+    // Names listed in Connection go too; "keep-alive" and "close" (nearly
+    // always the only ones) need no parsing: one is in the list, the other
+    // names no header.
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|s| s.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    // Only the ones present: a removal is a hash lookup, a pass over the names is not.
+    for hop in &HOP_BY_HOP {
+        if headers.keys().any(|name| name == hop) {
+            headers.remove(hop);
+        }
     }
     if let Some(upgrade) = upgrade {
         headers.insert(UPGRADE, upgrade);

@@ -109,6 +109,9 @@ impl Instance {
 #[derive(Debug, Default)]
 pub struct Table {
     pub apps: BTreeMap<String, BTreeMap<String, Instance>>,
+    /// Each app's instances' primary listeners, what `APP.localhost`
+    /// balances over: made with the table, not per request.
+    primaries: BTreeMap<String, Vec<Arc<Backend>>>,
 }
 
 impl Table {
@@ -130,6 +133,10 @@ impl Table {
                 .listeners
                 .sort_by_key(|b| (!b.sidecar.primary, b.sidecar.port));
         }
+        for (app, instances) in &table.apps {
+            let primaries = instances.values().filter_map(|i| i.primary().cloned());
+            table.primaries.insert(app.clone(), primaries.collect());
+        }
         table
     }
 
@@ -142,16 +149,11 @@ impl Table {
     }
 
     /// The backends that may serve a target, or `None` if it names nothing.
-    pub fn candidates(&self, target: &Target) -> Option<Vec<Arc<Backend>>> {
-        let found: Vec<Arc<Backend>> = match target {
-            Target::App { app } => self
-                .apps
-                .get(app)?
-                .values()
-                .filter_map(|i| i.primary().cloned())
-                .collect(),
+    pub fn candidates(&self, target: &Target) -> Option<&[Arc<Backend>]> {
+        let found: &[Arc<Backend>] = match target {
+            Target::App { app } => self.primaries.get(app)?,
             Target::Instance { app, instance } => {
-                vec![self.apps.get(app)?.get(instance)?.primary()?.clone()]
+                std::slice::from_ref(self.apps.get(app)?.get(instance)?.primary()?)
             }
             Target::Port {
                 app,
@@ -159,11 +161,7 @@ impl Table {
                 port,
             } => {
                 let inst = self.apps.get(app)?.get(instance)?;
-                vec![inst
-                    .listeners
-                    .iter()
-                    .find(|b| b.sidecar.port == *port)?
-                    .clone()]
+                std::slice::from_ref(inst.listeners.iter().find(|b| b.sidecar.port == *port)?)
             }
             _ => return None,
         };
