@@ -154,11 +154,7 @@ async fn forward_bodiless(
 ) -> Result<Response<ResBody>, RouteError> {
     let (parts, _) = req.into_parts();
     let head = h1::encode_request(&parts);
-    // The client's headers and target share hyper's read buffer: let them
-    // go now, so hyper reuses that buffer instead of allocating a new one
-    // when it checks the client connection while the answer is awaited.
-    let method = parts.method.clone();
-    drop(parts);
+    let method = parts.method;
     let idempotent = is_idempotent(&method);
     let replayable = idempotent && candidates.len() > 1;
     let whole_up_to = if replayable { MAX_WHOLE_ANSWER } else { 0 };
