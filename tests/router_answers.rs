@@ -13,12 +13,24 @@ use hyper::Request;
 
 use router_common::*;
 
-#[tokio::test]
-async fn head_answers_keep_their_length_and_carry_no_body() {
+/// One instance of app "web" behind a router that knows it.
+async fn web_behind_router(mode: Mode) -> (Home, Instance, TestRouter) {
     let home = Home::new();
-    let _web = Instance::spawn(&home, "web", "a1", 3000);
+    let web = Instance::spawn_with(&home, "web", "a1", 3000, true, mode, Kind::Shim);
     let router = TestRouter::start(&home);
     router.wait_instances("web", 1).await;
+    (home, web, router)
+}
+
+/// The client's connection still carries requests: the last answer was framed right.
+async fn still_serves(client: &mut Client) {
+    let after = client.get("web.localhost", "/after").await.unwrap();
+    assert_eq!(after.json()["path"], "/after");
+}
+
+#[tokio::test]
+async fn head_answers_keep_their_length_and_carry_no_body() {
+    let (_home, _web, router) = web_behind_router(Mode::Serve).await;
 
     let mut client = Client::connect(router.port).await;
     let req = Request::head("/")
@@ -34,18 +46,13 @@ async fn head_answers_keep_their_length_and_carry_no_body() {
         .unwrap();
     assert!(length > 0, "the instance's length is passed on");
     assert!(answer.body.is_empty());
-    // The same connection still works: the HEAD answer was framed right.
-    let after = client.get("web.localhost", "/after").await.unwrap();
-    assert_eq!(after.json()["path"], "/after");
+    still_serves(&mut client).await;
     router.stop().await;
 }
 
 #[tokio::test]
 async fn interim_answers_are_skipped_and_bodies_may_end_at_close() {
-    let home = Home::new();
-    let _web = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _web, router) = web_behind_router(Mode::Serve).await;
 
     let mut client = Client::connect(router.port).await;
     let early = client.get("web.localhost", "/early").await.unwrap();
@@ -55,17 +62,13 @@ async fn interim_answers_are_skipped_and_bodies_may_end_at_close() {
     assert_eq!(until_close.status, 200);
     assert_eq!(until_close.text(), "all of it, until the end");
     // The client's own connection stays open: only the instance's closed.
-    let after = client.get("web.localhost", "/after").await.unwrap();
-    assert_eq!(after.json()["path"], "/after");
+    still_serves(&mut client).await;
     router.stop().await;
 }
 
 #[tokio::test]
 async fn an_answer_that_is_not_http_is_a_502() {
-    let home = Home::new();
-    let _web = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _web, router) = web_behind_router(Mode::Serve).await;
 
     let garbage = get(router.port, "web.localhost", "/garbage").await;
     assert_eq!(garbage.status, 502, "{}", garbage.text());
@@ -78,18 +81,7 @@ async fn an_answer_that_is_not_http_is_a_502() {
 /// which is sent again on a new connection, so every request succeeds.
 #[tokio::test]
 async fn connections_the_instance_closed_while_idle_are_replaced() {
-    let home = Home::new();
-    let _web = Instance::spawn_with(
-        &home,
-        "web",
-        "a1",
-        3000,
-        true,
-        Mode::OncePerConnection,
-        Kind::Shim,
-    );
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _web, router) = web_behind_router(Mode::OncePerConnection).await;
 
     let mut client = Client::connect(router.port).await;
     for i in 0..20 {
