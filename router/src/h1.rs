@@ -370,7 +370,10 @@ mod tests {
         let mut fed = 0;
         loop {
             match decoder.decode(&mut buf)? {
-                Decoded::Data(bytes) => body.extend_from_slice(&bytes),
+                Decoded::Data(bytes) => {
+                    assert!(!bytes.is_empty(), "an empty frame would never end");
+                    body.extend_from_slice(&bytes);
+                }
                 Decoded::Done => return Ok(body),
                 Decoded::NeedMore if fed == wire.len() => {
                     decoder.eof()?;
@@ -506,6 +509,52 @@ mod tests {
             );
         }
         assert_eq!(decode_in_steps(Framing::Empty, b"", 1).unwrap(), b"");
+    }
+
+    /// Parses a whole answer and decodes its body, as the router would.
+    fn read_answer(wire: &[u8], step: usize) -> Result<Vec<u8>, H1Error> {
+        let mut buf = BytesMut::from(wire);
+        let head = parse_response(&mut buf, &Method::GET)?.ok_or(H1Error::Truncated)?;
+        decode_in_steps(head.framing, &buf, step)
+    }
+
+    #[test]
+    fn mangled_answers_are_errors_or_answers_never_panics() {
+        let good: [&[u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+            b"HTTP/1.1 103 Early\r\n\r\nHTTP/1.0 404 No\r\nX: y\r\n\r\ngone",
+        ];
+        for wire in good {
+            assert!(read_answer(wire, 3).is_ok());
+            // Every byte replaced in turn by bytes that matter to the grammar.
+            for at in 0..wire.len() {
+                for byte in [0u8, 0xff, b'\r', b'\n', b':', b' ', b'0', b'f', b';'] {
+                    let mut bent = wire.to_vec();
+                    bent[at] = byte;
+                    let _ = read_answer(&bent, 1);
+                    let _ = read_answer(&bent[..at], 7);
+                }
+            }
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for round in 0..3000 {
+            // Half junk headers, half a chunked body of junk.
+            let mut junk = if round % 2 == 0 {
+                b"HTTP/1.1 200 OK\r\n".to_vec()
+            } else {
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec()
+            };
+            for _ in 0..120 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let alphabet =
+                    b"0123456789abcdefABCDEF\r\n:; \tTransfer-Encoding:chunked,Content-Length";
+                junk.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            let _ = read_answer(&junk, 1 + (seed % 13) as usize);
+        }
     }
 
     #[test]
