@@ -1,7 +1,8 @@
 //! How the router reads instances' answers to requests without a body (its
 //! own HTTP/1.1 client, `wire`): HEAD, interim 1xx answers, bodies ended by
 //! closing, answers that are not HTTP, and instances that close kept-alive
-//! connections behind the router's back.
+//! connections behind the router's back; and answers still in progress when
+//! the router stops.
 
 mod common;
 use common::router as router_common;
@@ -91,4 +92,27 @@ async fn connections_the_instance_closed_while_idle_are_replaced() {
         assert_eq!(answer.json()["path"], path);
     }
     router.stop().await;
+}
+
+/// Stopping the router lets a request in progress finish: `stop` returns
+/// only once its answer is complete, and the client gets all of it.
+#[tokio::test]
+async fn a_request_in_progress_is_answered_before_the_router_stops() {
+    let (_home, _web, router) = web_behind_router(Mode::Serve).await;
+    let table = router.routes();
+    let backend = table.borrow().backends().next().unwrap().clone();
+
+    let port = router.port;
+    let slow = tokio::spawn(async move { get(port, "web.localhost", "/slow?ms=400").await });
+    wait_until("the slow request is in flight", || backend.in_flight() == 1).await;
+    router.stop().await;
+    assert_eq!(
+        backend.in_flight(),
+        0,
+        "stop returned before the answer was done"
+    );
+    assert_eq!(backend.requests(), 1);
+    let answer = slow.await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["path"], "/slow?ms=400");
 }

@@ -49,9 +49,13 @@ use std::time::{Duration, Instant};
 use agentfs_contract::layout::{self, LayoutError};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 pub use error::{RouteError, Side};
 pub use table::Table;
+
+/// How long requests in progress get to finish when the router stops.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the router runs.
 #[derive(Clone, Debug)]
@@ -99,6 +103,8 @@ pub struct Router {
     http_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// Open client connections, waited for at shutdown.
+    connections: TaskTracker,
     _watcher: notify::RecommendedWatcher,
     control_path: Option<PathBuf>,
 }
@@ -138,11 +144,13 @@ impl Router {
             run_dir: config.run_dir.clone(),
             started: Instant::now(),
         });
+        let connections = TaskTracker::new();
         for listener in http {
             tasks.spawn(server::serve_tcp(
                 listener,
                 Arc::clone(&state),
                 stop_rx.clone(),
+                connections.clone(),
             ));
         }
         let mut control_path = None;
@@ -150,13 +158,19 @@ impl Router {
             control.set_nonblocking(true)?;
             control_path = control.local_addr()?.as_pathname().map(Path::to_path_buf);
             let control = tokio::net::UnixListener::from_std(control)?;
-            tasks.spawn(server::serve_control(control, state, stop_rx));
+            tasks.spawn(server::serve_control(
+                control,
+                state,
+                stop_rx,
+                connections.clone(),
+            ));
         }
         Ok(Router {
             table,
             http_addrs,
             stop,
             tasks,
+            connections,
             _watcher: watcher,
             control_path,
         })
@@ -172,11 +186,23 @@ impl Router {
         &self.http_addrs
     }
 
-    /// Stops accepting and scanning, and removes the control socket.
-    /// Connections already open finish on their own.
+    /// Stops accepting and scanning, lets every open connection finish the
+    /// request in progress (for up to [`DRAIN_TIMEOUT`]; idle ones close at
+    /// once), and removes the control socket. Upgraded connections
+    /// (WebSockets) are not waited for.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        self.connections.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.connections.len(),
+                "requests still in progress after {DRAIN_TIMEOUT:?} are cut off"
+            );
+        }
         if let Some(path) = &self.control_path {
             let _ = std::fs::remove_file(path);
         }

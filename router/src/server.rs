@@ -1,4 +1,6 @@
-//! Accepting connections and serving HTTP/1.1 on them, with keep-alive and upgrades.
+//! Accepting connections and serving HTTP/1.1 on them, with keep-alive and
+//! upgrades. At stop, each open connection finishes the request in progress
+//! and closes; the caller waits for them through the [`TaskTracker`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::service::{handle, Peer, State};
@@ -21,8 +24,14 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves HTTP on a TCP listener until `stop` turns true.
-pub async fn serve_tcp(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+/// Serves HTTP on a TCP listener until `stop` turns true; its connections
+/// are spawned on `connections`.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+    connections: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -34,7 +43,9 @@ pub async fn serve_tcp(listener: TcpListener, state: Arc<State>, mut stop: watch
                 let span = tracing::debug_span!("conn", peer = %addr);
                 let client = HeaderValue::from_str(&addr.ip().to_string())
                     .expect("an IP address is a valid header value");
-                serve_conn(stream, Arc::clone(&state), Peer::Http(client), span);
+                let peer = Peer::Http(client);
+                let conn = serve_conn(stream, Arc::clone(&state), peer, stop.clone());
+                connections.spawn(conn.instrument(span));
             }
             Err(err) => {
                 tracing::warn!(%err, "accept failed");
@@ -49,6 +60,7 @@ pub async fn serve_control(
     listener: UnixListener,
     state: Arc<State>,
     mut stop: watch::Receiver<bool>,
+    connections: TaskTracker,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -58,7 +70,8 @@ pub async fn serve_control(
         match accepted {
             Ok((stream, _)) => {
                 let span = tracing::debug_span!("control");
-                serve_conn(stream, Arc::clone(&state), Peer::Control, span);
+                let conn = serve_conn(stream, Arc::clone(&state), Peer::Control, stop.clone());
+                connections.spawn(conn.instrument(span));
             }
             Err(err) => {
                 tracing::warn!(%err, "control accept failed");
@@ -68,7 +81,9 @@ pub async fn serve_control(
     }
 }
 
-fn serve_conn<S>(stream: S, state: Arc<State>, peer: Peer, span: tracing::Span)
+/// One connection, served until the client closes it or, after `stop`,
+/// until the request in progress is answered.
+async fn serve_conn<S>(stream: S, state: Arc<State>, peer: Peer, mut stop: watch::Receiver<bool>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -82,12 +97,20 @@ where
         .writev(false)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
-    tokio::spawn(
-        async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(%err, "connection ended");
-            }
+    let mut conn = std::pin::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => Some(ended),
+        _ = stop.wait_for(|s| *s) => None,
+    };
+    let ended = match ended {
+        Some(ended) => ended,
+        None => {
+            // An idle connection closes at once, a busy one after its answer.
+            conn.as_mut().graceful_shutdown();
+            conn.await
         }
-        .instrument(span),
-    );
+    };
+    if let Err(err) = ended {
+        tracing::debug!(%err, "connection ended");
+    }
 }

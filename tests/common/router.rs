@@ -157,6 +157,11 @@ impl TestRouter {
         }
     }
 
+    /// The route table now, and a way to wait for the next.
+    pub fn routes(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<Table>> {
+        self.router.as_ref().unwrap().routes()
+    }
+
     /// Waits until the route table satisfies `ready`.
     pub async fn wait_routes(&self, what: &str, ready: impl Fn(&Table) -> bool) {
         let mut routes = self.router.as_ref().unwrap().routes();
