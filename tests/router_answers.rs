@@ -90,6 +90,14 @@ async fn connections_the_instance_closed_while_idle_are_replaced() {
         let answer = client.get("web.localhost", &path).await.unwrap();
         assert_eq!(answer.status, 200, "request {i}: {}", answer.text());
         assert_eq!(answer.json()["path"], path);
+        // A POST must not be sent twice, so it never takes a pooled connection.
+        let post = Request::post(&path)
+            .header("host", "web.localhost")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let answer = collect(client.send(post).await.unwrap()).await.unwrap();
+        assert_eq!(answer.status, 200, "POST {i}: {}", answer.text());
+        assert_eq!(answer.json()["method"], "POST");
     }
     router.stop().await;
 }

@@ -61,6 +61,12 @@ pub fn encode_request(parts: &request::Parts) -> Bytes {
     Bytes::from(out)
 }
 
+/// Whether a request may be sent again after a failure that left its fate
+/// unknown (RFC 9110 §9.2.2 lists more; these are the ones sent without a body).
+pub fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 /// How a response body ends.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Framing {

@@ -155,7 +155,7 @@ async fn forward_bodiless(
     let (parts, _) = req.into_parts();
     let head = h1::encode_request(&parts);
     let method = parts.method;
-    let idempotent = is_idempotent(&method);
+    let idempotent = h1::is_idempotent(&method);
     let replayable = idempotent && candidates.len() > 1;
     let whole_up_to = if replayable { MAX_WHOLE_ANSWER } else { 0 };
     let mut tried: Vec<Arc<Backend>> = Vec::new();
@@ -211,10 +211,6 @@ fn wire_response(answer: wire::Answer, guard: InFlight) -> Response<ResBody> {
         },
     };
     resp
-}
-
-fn is_idempotent(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 enum Failure {
@@ -283,7 +279,7 @@ struct Replay {
 
 impl Replay {
     fn of(req: &Request<UpBody>) -> Option<Replay> {
-        (is_idempotent(req.method()) && req.body().is_end_stream()).then(|| Replay {
+        (h1::is_idempotent(req.method()) && req.body().is_end_stream()).then(|| Replay {
             method: req.method().clone(),
             uri: req.uri().clone(),
             headers: req.headers().clone(),

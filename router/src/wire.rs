@@ -71,17 +71,19 @@ pub async fn exchange(
     method: &Method,
     whole_up_to: u64,
 ) -> Result<Answer, WireError> {
-    let reuse = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let (mut conn, reused) = match pool.take_conn().filter(|_| reuse) {
-        Some(conn) => (conn, true),
-        None => (
-            Conn::connect(pool).await.map_err(WireError::Connect)?,
-            false,
-        ),
+    let pooled = if h1::is_idempotent(method) {
+        pool.take_conn()
+    } else {
+        None
+    };
+    let reused = pooled.is_some();
+    let mut conn = match pooled {
+        Some(conn) => conn,
+        None => Conn::connect(pool).await.map_err(WireError::Connect)?,
     };
     // A stale pooled connection fails here or at the first read, with
     // nothing read: told apart from a real failure by `reused`.
-    let failed = |reused: bool, received: bool, err: String| {
+    let failed = |received: bool, err: String| {
         if reused && !received {
             WireError::Stale
         } else {
@@ -89,7 +91,7 @@ pub async fn exchange(
         }
     };
     if let Err(err) = conn.stream.write_all(request).await {
-        return Err(failed(reused, false, err.to_string()));
+        return Err(failed(false, err.to_string()));
     }
     let mut received = false;
     let head = loop {
@@ -100,10 +102,10 @@ pub async fn exchange(
         }
         match poll_fn(|cx| conn.poll_fill(cx)).await {
             Ok(0) => {
-                return Err(failed(reused, received, H1Error::Truncated.to_string()));
+                return Err(failed(received, H1Error::Truncated.to_string()));
             }
             Ok(_) => received = true,
-            Err(err) => return Err(failed(reused, received, err.to_string())),
+            Err(err) => return Err(failed(received, err.to_string())),
         }
     };
     let body = WireBody {
