@@ -111,7 +111,7 @@ async fn a_request_in_progress_is_answered_before_the_router_stops() {
     let backend = table.borrow().backends().next().unwrap().clone();
 
     let port = router.port;
-    let slow = tokio::spawn(async move { get(port, "web.localhost", "/slow?ms=400").await });
+    let slow = tokio::spawn(async move { get(port, "web.localhost", "/slow?ms=1000").await });
     wait_until("the slow request is in flight", || backend.in_flight() == 1).await;
     router.stop().await;
     assert_eq!(
@@ -122,5 +122,5 @@ async fn a_request_in_progress_is_answered_before_the_router_stops() {
     assert_eq!(backend.requests(), 1);
     let answer = slow.await.unwrap();
     assert_eq!(answer.status, 200, "{}", answer.text());
-    assert_eq!(answer.json()["path"], "/slow?ms=400");
+    assert_eq!(answer.json()["path"], "/slow?ms=1000");
 }
