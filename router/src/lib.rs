@@ -146,7 +146,7 @@ impl Router {
         });
         let connections = TaskTracker::new();
         for listener in http {
-            tasks.spawn(server::serve_tcp(
+            tasks.spawn(server::serve(
                 listener,
                 Arc::clone(&state),
                 stop_rx.clone(),
@@ -158,12 +158,7 @@ impl Router {
             control.set_nonblocking(true)?;
             control_path = control.local_addr()?.as_pathname().map(Path::to_path_buf);
             let control = tokio::net::UnixListener::from_std(control)?;
-            tasks.spawn(server::serve_control(
-                control,
-                state,
-                stop_rx,
-                connections.clone(),
-            ));
+            tasks.spawn(server::serve(control, state, stop_rx, connections.clone()));
         }
         Ok(Router {
             table,

@@ -2,6 +2,8 @@
 //! upgrades. At stop, each open connection finishes the request in progress
 //! and closes; the caller waits for them through the [`TaskTracker`].
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -24,57 +26,56 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves HTTP on a TCP listener until `stop` turns true; its connections
-/// are spawned on `connections`.
-pub async fn serve_tcp(
-    listener: TcpListener,
+/// A listener the router serves: how a connection is accepted and who is on
+/// the other end. TCP clients get proxied; the control socket gets only the API.
+pub trait Accept: Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    fn next(&self) -> impl Future<Output = io::Result<(Self::Stream, Peer, tracing::Span)>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+
+    async fn next(&self) -> io::Result<(TcpStream, Peer, tracing::Span)> {
+        let (stream, addr) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let client = HeaderValue::from_str(&addr.ip().to_string())
+            .expect("an IP address is a valid header value");
+        let span = tracing::debug_span!("conn", peer = %addr);
+        Ok((stream, Peer::Http(client), span))
+    }
+}
+
+impl Accept for UnixListener {
+    type Stream = UnixStream;
+
+    async fn next(&self) -> io::Result<(UnixStream, Peer, tracing::Span)> {
+        let (stream, _) = self.accept().await?;
+        Ok((stream, Peer::Control, tracing::debug_span!("control")))
+    }
+}
+
+/// Serves `listener` until `stop` turns true; its connections are spawned
+/// on `connections`.
+pub async fn serve<L: Accept>(
+    listener: L,
     state: Arc<State>,
     mut stop: watch::Receiver<bool>,
     connections: TaskTracker,
 ) {
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = listener.next() => accepted,
             _ = stop.wait_for(|s| *s) => return,
         };
         match accepted {
-            Ok((stream, addr)) => {
-                let _ = stream.set_nodelay(true);
-                let span = tracing::debug_span!("conn", peer = %addr);
-                let client = HeaderValue::from_str(&addr.ip().to_string())
-                    .expect("an IP address is a valid header value");
-                let peer = Peer::Http(client);
+            Ok((stream, peer, span)) => {
                 let conn = serve_conn(stream, Arc::clone(&state), peer, stop.clone());
                 connections.spawn(conn.instrument(span));
             }
             Err(err) => {
                 tracing::warn!(%err, "accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
-}
-
-/// Serves the API on the control socket until `stop` turns true.
-pub async fn serve_control(
-    listener: UnixListener,
-    state: Arc<State>,
-    mut stop: watch::Receiver<bool>,
-    connections: TaskTracker,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let span = tracing::debug_span!("control");
-                let conn = serve_conn(stream, Arc::clone(&state), Peer::Control, stop.clone());
-                connections.spawn(conn.instrument(span));
-            }
-            Err(err) => {
-                tracing::warn!(%err, "control accept failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
