@@ -7,6 +7,7 @@ use common::{bridge as bridge_common, router as router_common};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
+use agentfs_contract::sidecar;
 use bridge_common::*;
 use serde_json::Value;
 
@@ -66,25 +67,8 @@ fn ps_json_shows_live_then_stale_and_prune_removes() {
     let rows = ps_json(&home, &[("AGENTFS_ROUTER_PORT", "4321")]);
     assert_eq!(rows.len(), 1, "{rows:?}");
     let row = &rows[0];
-    for field in [
-        "version",
-        "kind",
-        "app",
-        "instance",
-        "pid",
-        "socket",
-        "address",
-        "port",
-        "primary",
-        "hostname",
-        "argv",
-        "cwd",
-        "started_at",
-        "target",
-        "status",
-        "url",
-        "requests",
-    ] {
+    let added_by_ps = ["target", "status", "url", "requests"];
+    for field in sidecar::FIELDS.iter().chain(&added_by_ps) {
         assert!(row.get(field).is_some(), "{field} missing from {row}");
     }
     assert_eq!(row["kind"], "bridge");

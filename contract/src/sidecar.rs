@@ -25,6 +25,24 @@ pub const VERSION: u32 = 1;
 /// Sidecars larger than this are refused unread.
 pub const MAX_BYTES: u64 = 64 * 1024;
 
+/// The fields every sidecar carries, by their JSON names (as README
+/// documents them); a bridge's or a manual route's sidecar adds `target`.
+pub const FIELDS: [&str; 13] = [
+    "version",
+    "kind",
+    "app",
+    "instance",
+    "pid",
+    "socket",
+    "address",
+    "port",
+    "primary",
+    "hostname",
+    "argv",
+    "cwd",
+    "started_at",
+];
+
 /// Who made the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -254,21 +272,7 @@ mod tests {
     fn round_trips_and_names_fields_as_documented() {
         let car = sample("/r/web-a1.sock".into());
         let json = car.to_json();
-        for field in [
-            "version",
-            "kind",
-            "app",
-            "instance",
-            "pid",
-            "socket",
-            "address",
-            "port",
-            "primary",
-            "hostname",
-            "argv",
-            "cwd",
-            "started_at",
-        ] {
+        for field in FIELDS {
             assert!(
                 json.contains(&format!("\"{field}\"")),
                 "{field} missing from {json}"
