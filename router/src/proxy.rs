@@ -123,18 +123,12 @@ pub async fn forward(
             Err(Failure::Unsent { req, refused }) => {
                 pending = Some(*req);
                 if refused {
-                    backend.mark_down();
-                    ctx.poke.notify_one();
+                    ctx.refused(&backend);
                     tried.push(backend);
                 }
             }
             Err(Failure::Sent(err)) => {
-                tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "upstream failed");
-                last = sent_error(&backend, err.to_string());
-                if !backend.is_bridge() {
-                    backend.mark_down();
-                    ctx.poke.notify_one();
-                }
+                last = ctx.failed(&backend, err.to_string());
                 tried.push(backend);
                 if replay.is_none() {
                     return Err(last);
@@ -169,8 +163,7 @@ async fn forward_bodiless(
             Ok(answer) => return Ok(wire_response(answer, guard)),
             Err(WireError::Connect(err)) => {
                 tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "connect failed");
-                backend.mark_down();
-                ctx.poke.notify_one();
+                ctx.refused(&backend);
                 tried.push(backend);
                 continue;
             }
@@ -183,12 +176,7 @@ async fn forward_bodiless(
             Err(WireError::Stale) => "the instance closed a kept-alive connection".to_owned(),
             Err(WireError::Failed(err)) => err,
         };
-        tracing::debug!(err = %failure, socket = %backend.sidecar.socket.display(), "upstream failed");
-        last = sent_error(&backend, failure);
-        if !backend.is_bridge() {
-            backend.mark_down();
-            ctx.poke.notify_one();
-        }
+        last = ctx.failed(&backend, failure);
         tried.push(backend);
         if !replayable {
             return Err(last);
@@ -259,13 +247,24 @@ async fn attempt(
     }
 }
 
-/// The error for a request that failed after it was (partly) sent and before
-/// any response came. A bridge closes (or resets) a connection at once when
-/// its app is not listening, so from a bridge that means "not listening yet".
-fn sent_error(backend: &Backend, err: String) -> RouteError {
-    if backend.is_bridge() {
-        RouteError::NotListening(backend.sidecar.app.clone())
-    } else {
+impl Forward<'_> {
+    /// Nothing could be sent to `backend`: it is down until discovery,
+    /// asked to look again now, says otherwise.
+    fn refused(&self, backend: &Backend) {
+        backend.mark_down();
+        self.poke.notify_one();
+    }
+
+    /// The request failed after it was (partly) sent and before a whole
+    /// answer came; returns the error to answer with. A bridge closes (or
+    /// resets) a connection at once when its app is not listening, so from a
+    /// bridge that means "not listening yet", and the bridge stays up.
+    fn failed(&self, backend: &Backend, err: String) -> RouteError {
+        tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "upstream failed");
+        if backend.is_bridge() {
+            return RouteError::NotListening(backend.sidecar.app.clone());
+        }
+        self.refused(backend);
         RouteError::Upstream(err)
     }
 }
@@ -310,8 +309,15 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 /// Removes hop-by-hop headers, including those named in `Connection`;
 /// keeps `Connection: upgrade` and `Upgrade` when the connection is being upgraded.
 fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most requests carry none of them: one pass over the names, no lookups.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // One pass over the names finds which are present (most requests carry
+    // none); only those are looked up to be removed.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(at) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[at] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
     let upgrade = keep_upgrade
@@ -332,11 +338,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in named {
         headers.remove(name);
     }
-    // Only the ones present: a removal is a hash lookup, a pass over the names is not.
-    for hop in &HOP_BY_HOP {
-        if headers.keys().any(|name| name == hop) {
-            headers.remove(hop);
-        }
+    for (hop, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, here)| *here) {
+        headers.remove(hop);
     }
     if let Some(upgrade) = upgrade {
         headers.insert(UPGRADE, upgrade);
@@ -364,11 +367,13 @@ fn prepare(
     // not copied) unless an absolute-form target named another.
     let host = match headers.get(HOST) {
         Some(value) if value.as_bytes() == ctx.host.as_bytes() => value.clone(),
-        _ => HeaderValue::from_str(ctx.host).map_err(bad)?,
+        Some(_) => HeaderValue::from_str(ctx.host).map_err(bad)?,
+        None => {
+            let host = HeaderValue::from_str(ctx.host).map_err(bad)?;
+            headers.insert(HOST, host.clone());
+            host
+        }
     };
-    if !headers.contains_key(HOST) {
-        headers.insert(HOST, host.clone());
-    }
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(|v| v.to_str()) {
         Some(Ok(prior)) => {
             let client = ctx.client.to_str().unwrap_or_default();
