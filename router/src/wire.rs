@@ -162,21 +162,25 @@ impl WireBody {
         self.conn.as_ref().map_or(0, |c| c.buf.len())
     }
 
-    /// Reads a sized body of `n` bytes whole.
+    /// Reads a sized body of `n` bytes whole. Usually it came with the head
+    /// and is one frame, handed on as it is; only a body in pieces is copied.
     async fn read_whole(mut self, n: u64) -> Result<Bytes, String> {
-        let mut whole = BytesMut::with_capacity(n as usize);
+        let mut pieces: Option<BytesMut> = None;
         loop {
             match poll_fn(|cx| Pin::new(&mut self).poll_frame(cx)).await {
                 Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        if whole.is_empty() && data.len() as u64 == n {
-                            return Ok(data);
-                        }
-                        whole.extend_from_slice(&data);
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    if pieces.is_none() && data.len() as u64 == n {
+                        return Ok(data);
                     }
+                    pieces
+                        .get_or_insert_with(|| BytesMut::with_capacity(n as usize))
+                        .extend_from_slice(&data);
                 }
                 Some(Err(err)) => return Err(err.to_string()),
-                None => return Ok(whole.freeze()),
+                None => return Ok(pieces.map_or_else(Bytes::new, BytesMut::freeze)),
             }
         }
     }
