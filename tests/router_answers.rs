@@ -7,21 +7,11 @@
 mod common;
 use common::router as router_common;
 
-use agentfs_contract::sidecar::Kind;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 
 use router_common::*;
-
-/// One instance of app "web" behind a router that knows it.
-async fn web_behind_router(mode: Mode) -> (Home, Instance, TestRouter) {
-    let home = Home::new();
-    let web = Instance::spawn_with(&home, "web", "a1", 3000, true, mode, Kind::Shim);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
-    (home, web, router)
-}
 
 /// The client's connection still carries requests: the last answer was framed right.
 async fn still_serves(client: &mut Client) {

@@ -10,10 +10,7 @@ use router_common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_list_urls_and_live_counters() {
-    let home = Home::new();
-    let _a = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _a, router) = web_behind_router(Mode::Serve).await;
     let port = router.port;
 
     let mut client = Client::connect(port).await;
@@ -50,10 +47,7 @@ async fn routes_list_urls_and_live_counters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_socket_serves_the_api_privately() {
-    let home = Home::new();
-    let _a = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (home, _a, router) = web_behind_router(Mode::Serve).await;
 
     let control = home.control();
     let meta = std::fs::metadata(&control).unwrap();

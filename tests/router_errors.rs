@@ -11,10 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_names_get_a_404_listing_live_apps() {
-    let home = Home::new();
-    let _a = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _a, router) = web_behind_router(Mode::Serve).await;
     let port = router.port;
 
     let page = get(port, "nope.localhost", "/").await;
@@ -50,10 +47,7 @@ async fn unknown_names_get_a_404_listing_live_apps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_hosts_are_refused_and_never_proxied() {
-    let home = Home::new();
-    let _a = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _a, router) = web_behind_router(Mode::Serve).await;
 
     for host in ["example.com", "web.localhost.evil.com", "10.1.2.3:80"] {
         let answer = get(router.port, host, "/").await;
@@ -106,10 +100,7 @@ async fn no_instance_able_to_answer_is_a_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarding_loop_is_a_508() {
-    let home = Home::new();
-    let _a = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _a, router) = web_behind_router(Mode::Serve).await;
 
     // The instance sends the request back to the router, headers and all.
     let path = format!("/loop?to={}", router.port);

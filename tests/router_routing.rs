@@ -68,10 +68,7 @@ async fn instance_and_port_names_reach_one_listener() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_see_forwarding_headers_not_hop_by_hop_ones() {
-    let home = Home::new();
-    let _a = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _a, router) = web_behind_router(Mode::Serve).await;
 
     let mut client = Client::connect(router.port).await;
     let req = hyper::Request::get("/")

@@ -41,10 +41,7 @@ impl Body for Chunks {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_chunked_bodies_stream_both_ways() {
-    let home = Home::new();
-    let _a = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _a, router) = web_behind_router(Mode::Serve).await;
 
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", router.port))
         .await
@@ -95,10 +92,7 @@ async fn large_chunked_bodies_stream_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_sent_events_arrive_while_the_stream_is_open() {
-    let home = Home::new();
-    let _a = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _a, router) = web_behind_router(Mode::Serve).await;
 
     let mut client = Client::connect(router.port).await;
     let req = hyper::Request::get("/sse")
@@ -145,10 +139,7 @@ fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_echo_through_the_router() {
-    let home = Home::new();
-    let _a = Instance::spawn(&home, "web", "a1", 3000);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
+    let (_home, _a, router) = web_behind_router(Mode::Serve).await;
 
     let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", router.port))
         .await

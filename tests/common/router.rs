@@ -184,6 +184,16 @@ impl TestRouter {
     }
 }
 
+/// Instance "a1" of app "web" (asked-for port 3000) behind a router that
+/// already routes it.
+pub async fn web_behind_router(mode: Mode) -> (Home, Instance, TestRouter) {
+    let home = Home::new();
+    let web = Instance::spawn_with(&home, "web", "a1", 3000, true, mode, Kind::Shim);
+    let router = TestRouter::start(&home);
+    router.wait_instances("web", 1).await;
+    (home, web, router)
+}
+
 /// The body of an answer, collected.
 pub struct Answer {
     pub status: StatusCode,
