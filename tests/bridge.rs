@@ -128,15 +128,8 @@ fn cmd_server_is_reachable_and_signals_reach_it() {
     let port = free_port();
     let running = bridge(&home, port, "csrv", "a", &[server.to_str().unwrap()]);
     home.wait_sidecar_json("csrv-a");
-    let answer = wait_http_ok(&home.run_dir().join("csrv-a.sock"), "/");
-    assert!(
-        answer.ends_with(&format!("hello from C on {port}")),
-        "{answer}"
-    );
-    running.signal("TERM");
-    let (code, stderr) = running.wait();
-    assert_eq!(code, Some(128 + 15), "the server died of SIGTERM: {stderr}");
-    assert_eq!(all_files(&home.run_dir()), Vec::<String>::new());
+    assert_c_server_on(&home.run_dir().join("csrv-a.sock"), port);
+    assert_stops_clean_on_term(&home, running);
 }
 
 #[test]

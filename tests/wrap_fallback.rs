@@ -51,22 +51,16 @@ fn run_bridged_finds_a_server_that_ignores_port() {
     let given_port = car["port"].as_u64().unwrap() as u16;
     assert_ne!(given_port, own_port);
     // The primary socket ends up at the port the app chose itself...
-    let primary = home.run_dir().join("ign-one.sock");
-    let answer = wait_http_ok(&primary, "/");
-    assert!(
-        answer.ends_with(&format!("hello from C on {own_port}")),
-        "{answer}"
-    );
+    assert_c_server_on(&home.run_dir().join("ign-one.sock"), own_port);
     let car = home.wait_sidecar_json("ign-one");
     assert_eq!(car["target"], format!("127.0.0.1:{own_port}"));
     // ...and that port has a socket of its own too.
     let secondary = home.wait_sidecar_json(&format!("ign-one-{own_port}"));
     assert_eq!(secondary["primary"], false);
-    let answer = wait_http_ok(
+    assert_c_server_on(
         &home.run_dir().join(format!("ign-one-{own_port}.sock")),
-        "/",
+        own_port,
     );
-    assert!(answer.ends_with(&format!("hello from C on {own_port}")));
 
     let pids = wait_for("the server process", || {
         Some(children_named("server-static")).filter(|p| !p.is_empty())
@@ -145,15 +139,8 @@ fn wrap_bridge_flag_finds_a_dynamic_server_that_ignores_port() {
         &own_port.to_string(),
     ]));
     home.wait_sidecar_json("dyn-one");
-    let answer = wait_http_ok(&home.run_dir().join("dyn-one.sock"), "/");
-    assert!(
-        answer.ends_with(&format!("hello from C on {own_port}")),
-        "{answer}"
-    );
-    wrapped.signal("TERM");
-    let (code, stderr) = wrapped.wait();
-    assert_eq!(code, Some(128 + 15), "{stderr}");
-    assert_eq!(all_files(&home.run_dir()), Vec::<String>::new());
+    assert_c_server_on(&home.run_dir().join("dyn-one.sock"), own_port);
+    assert_stops_clean_on_term(&home, wrapped);
 }
 
 #[test]

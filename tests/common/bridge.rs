@@ -141,6 +141,25 @@ pub fn wait_http_ok(socket: &Path, path: &str) -> String {
 
 pub use super::fixtures::compile_c_server as build_c_server;
 
+/// Waits until the C server fixture answers on `socket`, and checks that it
+/// is the one serving `port`.
+pub fn assert_c_server_on(socket: &Path, port: u16) {
+    let answer = wait_http_ok(socket, "/");
+    assert!(
+        answer.ends_with(&format!("hello from C on {port}")),
+        "{answer}"
+    );
+}
+
+/// SIGTERM ends `running` (bridge or wrap, with its app) with the signal's
+/// exit code, and nothing is left in the run dir.
+pub fn assert_stops_clean_on_term(home: &Home, running: Running) {
+    running.signal("TERM");
+    let (code, stderr) = running.wait();
+    assert_eq!(code, Some(128 + 15), "the server died of SIGTERM: {stderr}");
+    assert_eq!(all_files(&home.run_dir()), Vec::<String>::new());
+}
+
 /// The `*.json` sidecars in `dir`, by file name, sorted.
 pub fn sidecar_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
