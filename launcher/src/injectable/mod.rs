@@ -215,8 +215,13 @@ impl ReadAt for FileSource {
 
 /// Fixed-width integer reads from a byte slice, `None` when out of bounds.
 pub(crate) mod bytes {
+    /// The `N` bytes at `at`: the one place bounds are checked.
+    fn array_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+        b.get(at..at.checked_add(N)?)?.try_into().ok()
+    }
+
     pub fn u16_at(b: &[u8], at: usize, le: bool) -> Option<u16> {
-        let raw: [u8; 2] = b.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        let raw = array_at(b, at)?;
         Some(if le {
             u16::from_le_bytes(raw)
         } else {
@@ -225,7 +230,7 @@ pub(crate) mod bytes {
     }
 
     pub fn u32_at(b: &[u8], at: usize, le: bool) -> Option<u32> {
-        let raw: [u8; 4] = b.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        let raw = array_at(b, at)?;
         Some(if le {
             u32::from_le_bytes(raw)
         } else {
@@ -234,7 +239,7 @@ pub(crate) mod bytes {
     }
 
     pub fn u64_at(b: &[u8], at: usize, le: bool) -> Option<u64> {
-        let raw: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
+        let raw = array_at(b, at)?;
         Some(if le {
             u64::from_le_bytes(raw)
         } else {
