@@ -32,14 +32,14 @@ fn fronts_a_running_server_with_half_close_and_cleans_up() {
     let home = Home::new();
     let port = echo_until_eof_server();
     let running = bridge(&home, port, "web", "one", &[]);
-    let car = home.wait_sidecar_json("web-one");
+    let car = home.wait_sidecar_json("web", "one", None);
     assert_eq!(car["kind"], "bridge");
     assert_eq!(car["target"], format!("127.0.0.1:{port}"));
     assert_eq!(car["port"], port);
     assert_eq!(car["primary"], true);
     assert_eq!(car["hostname"], "one.web.localhost");
     assert_eq!(car["pid"], running.0.id());
-    let socket = home.run_dir().join("web-one.sock");
+    let socket = home.socket("web", "one", None);
     assert_eq!(car["socket"], socket.to_str().unwrap());
     let meta = std::fs::symlink_metadata(&socket).unwrap();
     assert!(meta.file_type().is_socket());
@@ -64,8 +64,8 @@ fn many_open_connections_need_no_thread_each() {
     let home = Home::new();
     let (port, accepted) = counting_echo_server();
     let running = bridge(&home, port, "many", "x", &[]);
-    home.wait_sidecar_json("many-x");
-    let socket = home.run_dir().join("many-x.sock");
+    home.wait_sidecar_json("many", "x", None);
+    let socket = home.socket("many", "x", None);
     let before = thread_count(running.0.id());
     // 48 connections held open at once: the backend answers none of them
     // until they half-close, so all are in flight together.
@@ -98,12 +98,9 @@ fn target_down_closes_the_connection_at_once() {
     let home = Home::new();
     let port = free_port();
     let _running = bridge(&home, port, "down", "x", &[]);
-    home.wait_sidecar_json("down-x");
+    home.wait_sidecar_json("down", "x", None);
     let started = Instant::now();
-    let answer = exchange(
-        &home.run_dir().join("down-x.sock"),
-        b"GET / HTTP/1.1\r\n\r\n",
-    );
+    let answer = exchange(&home.socket("down", "x", None), b"GET / HTTP/1.1\r\n\r\n");
     assert!(
         answer.map_or(true, |a| a.is_empty()),
         "nothing listens, nothing is answered"
@@ -127,8 +124,8 @@ fn cmd_server_is_reachable_and_signals_reach_it() {
     let server = build_c_server(&home.dir, false);
     let port = free_port();
     let running = bridge(&home, port, "csrv", "a", &[server.to_str().unwrap()]);
-    home.wait_sidecar_json("csrv-a");
-    assert_c_server_on(&home.run_dir().join("csrv-a.sock"), port);
+    home.wait_sidecar_json("csrv", "a", None);
+    assert_c_server_on(&home.socket("csrv", "a", None), port);
     assert_stops_clean_on_term(&home, running);
 }
 
@@ -137,7 +134,7 @@ fn live_owner_is_refused_and_stale_files_are_replaced() {
     let home = Home::new();
     let port = echo_until_eof_server();
     let first = bridge(&home, port, "dup", "x", &[]);
-    home.wait_sidecar_json("dup-x");
+    home.wait_sidecar_json("dup", "x", None);
     let (code, stderr) = bridge(&home, port, "dup", "x", &[]).wait();
     assert_eq!(code, Some(1));
     assert!(
@@ -150,16 +147,16 @@ fn live_owner_is_refused_and_stale_files_are_replaced() {
     // SIGKILL left the socket, sidecar and lock behind, unlocked.
     assert_eq!(
         all_files(&home.run_dir()),
-        ["dup-x.json", "dup-x.lock", "dup-x.sock"]
+        ["dup_x.json", "dup_x.lock", "dup_x.sock"]
     );
     let second = bridge(&home, port, "dup", "x", &[]);
     let car = wait_for("the new bridge's sidecar", || {
-        let car = home.wait_sidecar_json("dup-x");
+        let car = home.wait_sidecar_json("dup", "x", None);
         (car["pid"] == second.0.id()).then_some(car)
     });
     assert_eq!(car["kind"], "bridge");
     assert_eq!(
-        exchange(&home.run_dir().join("dup-x.sock"), b"again").unwrap(),
+        exchange(&home.socket("dup", "x", None), b"again").unwrap(),
         b"echo:again"
     );
 }

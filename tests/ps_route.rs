@@ -21,7 +21,7 @@ fn start_bridge(home: &Home, port: u16, name: &str, instance: &str) -> Running {
         "--instance",
         instance,
     ]));
-    home.wait_sidecar_json(&format!("{name}-{instance}"));
+    home.wait_sidecar_json(name, instance, None);
     running
 }
 
@@ -116,7 +116,7 @@ fn manual_route_lifecycle() {
     assert_eq!(rows[0]["socket"], socket.to_str().unwrap());
     assert_eq!(rows[0]["status"], "live");
     // Only a sidecar: nothing is linked or copied into the run dir.
-    assert_eq!(all_files(&home.run_dir()), ["api-v2.json"]);
+    assert_eq!(all_files(&home.run_dir()), ["api_v2.json"]);
 
     let removed = home.run(&["route", "--remove", "v2.api.localhost"]);
     assert!(removed.status.success());

@@ -160,3 +160,27 @@ async fn hostile_run_dir_content_is_ignored() {
     assert_eq!(get(router.port, "a1.web.localhost", "/").await.status, 200);
     router.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_its_live_owner_closed_is_dropped_and_its_files_go() {
+    let home = Home::new();
+    let config = agentfs_router::Config {
+        reconcile: std::time::Duration::from_millis(50),
+        ..agentfs_router::Config::for_home(&home.dir)
+    };
+    let router = TestRouter::start_with(&home, config);
+    let mut web = Instance::spawn(&home, "web", "a1", 3000);
+    router.wait_instances("web", 1).await;
+    // Its owner lives on and keeps the lock, but the socket refuses.
+    web.close_listener();
+    router.wait_instances("web", 0).await;
+    assert_eq!(get(router.port, "web.localhost", "/").await.status, 404);
+    let sidecar = naming::sidecar_path(&web.socket);
+    wait_until("the sidecar removed", || !sidecar.exists()).await;
+    assert!(!web.has_exited(), "the owner itself is left alone");
+    assert!(
+        naming::lock_path(&web.socket).exists(),
+        "its lock is its own"
+    );
+    router.stop().await;
+}

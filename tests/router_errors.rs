@@ -5,7 +5,10 @@
 mod common;
 use common::router as router_common;
 
+use std::time::Duration;
+
 use agentfs_contract::sidecar::Kind;
+use agentfs_router::Config;
 use router_common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -77,10 +80,17 @@ async fn foreign_hosts_are_refused_and_never_proxied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_instance_able_to_answer_is_a_502() {
     let home = Home::new();
-    let _deaf = Instance::spawn_with(&home, "deaf", "a1", 3000, true, Mode::Refuse, Kind::Shim);
+    let mut deaf = Instance::spawn(&home, "deaf", "a1", 3000);
     let _bridge = Instance::spawn_with(&home, "late", "a1", 3000, true, Mode::Close, Kind::Bridge);
-    let router = TestRouter::start(&home);
+    // No safety-net scan during the test: only the request finds out.
+    let config = Config {
+        reconcile: Duration::from_secs(3600),
+        ..Config::for_home(&home.dir)
+    };
+    let router = TestRouter::start_with(&home, config);
     router.wait_routes("both apps", |t| t.apps.len() == 2).await;
+    // Routed while it listened; refusing connections by the time a request comes.
+    deaf.close_listener();
 
     let mut client = Client::connect(router.port).await;
     let req = hyper::Request::get("/")

@@ -55,7 +55,7 @@ fn dual_stack_binds_share_one_socket() {
         .into_iter()
         .filter(|f| f.ends_with(".sock"))
         .collect();
-    assert_eq!(sockets, vec!["dual-a.sock"], "one socket serves both binds");
+    assert_eq!(sockets, vec!["dual_a.sock"], "one socket serves both binds");
 }
 
 #[test]

@@ -242,7 +242,7 @@ fn an_app_that_closes_and_listens_again_keeps_its_primary_socket() {
     app.wait_stdout("again");
     let car = home.wait_sidecar("restart", "a", Some(3000));
     assert!(car.primary);
-    assert_eq!(car.socket, home.run_dir().join("restart-a.sock"));
+    assert_eq!(car.socket, home.socket("restart", "a", None));
     let (status, body) = common::http_get(&car.socket, "/").unwrap();
     assert_eq!((status, body.as_str()), (200, "again"));
     assert_eq!(

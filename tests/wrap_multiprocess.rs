@@ -57,7 +57,7 @@ fn prefork_workers_exiting_never_remove_the_parents_socket() {
     wait_for("two workers to exit", || {
         (app.stdout().iter().filter(|l| l.contains("exited")).count() == 2).then_some(())
     });
-    assert!(car.socket.exists() && home.run_dir().join("prefork-a.json").exists());
+    assert!(car.socket.exists() && home.run_dir().join("prefork_a.json").exists());
     let answer = get_json(&car.socket, "/");
     assert_ne!(
         answer["pid"].as_u64().unwrap(),
@@ -98,7 +98,7 @@ fn a_second_listener_gets_a_port_named_socket() {
     let primary = home.wait_sidecar("multi", "a", Some(3000));
     let second = home.wait_sidecar("multi", "a", Some(3001));
     assert!(primary.primary && !second.primary);
-    assert_eq!(second.socket, home.run_dir().join("multi-a-3001.sock"));
+    assert_eq!(second.socket, home.run_dir().join("multi_a_3001.sock"));
 }
 
 #[test]

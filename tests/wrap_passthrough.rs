@@ -12,7 +12,7 @@ fn outbound_tcp_udp_and_unix_sockets_are_untouched() {
     let home = TestHome::new();
     let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let upstream_port = upstream.local_addr().unwrap().port();
-    let unix_path = home.dir.join("app-own.sock");
+    let unix_path = home.dir.join("app_own.sock");
     std::fs::create_dir_all(&home.dir).unwrap();
     let reader = std::thread::spawn(move || {
         let (mut conn, _) = upstream.accept().unwrap();

@@ -30,7 +30,7 @@ fn python_http_server_answers_over_its_socket() {
         (car.address.as_str(), car.port, car.primary),
         ("0.0.0.0", 8000, true)
     );
-    assert_eq!(car.socket, home.run_dir().join("web-py.sock"));
+    assert_eq!(car.socket, home.socket("web", "py", None));
     assert_eq!(car.hostname, "py.web.localhost");
     assert!(
         car.argv.iter().any(|a| a == "http.server"),

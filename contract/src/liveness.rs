@@ -5,8 +5,12 @@
 //! `flock` locks belong to the open file description, so forked children
 //! (prefork servers) share it: the lock is held while any of them lives, and
 //! the kernel drops it when the last one dies, however it dies. Anyone can
-//! then ask [`is_held`]; whoever wins [`try_acquire`] on a free lock may
+//! then ask [`lock_state`]; whoever wins [`try_acquire`] on a free lock may
 //! remove the stale files.
+//!
+//! A lock file that belongs to another user is never trusted: it is neither
+//! held nor free ([`LockState::Foreign`]), nothing it guards is removed, and
+//! [`try_acquire`] refuses it.
 
 use std::fs::{self, File};
 use std::io;
@@ -37,9 +41,24 @@ fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
     }
 }
 
+/// Refuses a lock file another user owns: its "lock" would be theirs to give.
+fn check_owner(file: &File, path: &Path) -> io::Result<()> {
+    let owner = file.metadata()?.uid();
+    if owner == current_uid() {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{} belongs to uid {owner}, not to us: agentfs does not trust it",
+            path.display()
+        ),
+    ))
+}
+
 /// Takes the lock at `path` (created 0600 if missing). `Ok(None)` means a live
 /// process holds it. The returned descriptor is close-on-exec and holds the
-/// lock until every copy of it is closed.
+/// lock until every copy of it is closed. A lock file of another user is an error.
 pub fn try_acquire(path: &Path) -> io::Result<Option<OwnedFd>> {
     for attempt in 0..=PROBE_RETRIES {
         let file = fs::OpenOptions::new()
@@ -49,6 +68,7 @@ pub fn try_acquire(path: &Path) -> io::Result<Option<OwnedFd>> {
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(path)?;
+        check_owner(&file, path)?;
         if !flock(&file, libc::LOCK_EX)? {
             if attempt < PROBE_RETRIES {
                 std::thread::yield_now();
@@ -66,18 +86,46 @@ pub fn try_acquire(path: &Path) -> io::Result<Option<OwnedFd>> {
     Ok(None)
 }
 
-/// Whether a live process holds the lock at `path`. A missing lock file is not held.
-pub fn is_held(path: &Path) -> bool {
+/// What a lock file says about its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockState {
+    /// No lock file (or none we can open): nobody holds it.
+    Missing,
+    /// Nobody holds it: its owner is gone.
+    Free,
+    /// A live process holds it.
+    Held,
+    /// It belongs to another user: not to be trusted either way.
+    Foreign(u32),
+}
+
+/// The state of the lock at `path`.
+pub fn lock_state(path: &Path) -> LockState {
     let Ok(file) = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
     else {
-        return false;
+        return LockState::Missing;
     };
+    match file.metadata() {
+        Ok(meta) if meta.uid() != current_uid() => return LockState::Foreign(meta.uid()),
+        Ok(meta) if !meta.is_file() => return LockState::Missing,
+        Ok(_) => {}
+        Err(_) => return LockState::Missing,
+    }
     // Taking a shared lock succeeds only if nobody holds it exclusively;
     // it is released again when `file` drops.
-    !matches!(flock(&file, libc::LOCK_SH), Ok(true))
+    match flock(&file, libc::LOCK_SH) {
+        Ok(true) => LockState::Free,
+        _ => LockState::Held,
+    }
+}
+
+/// Whether the lock at `path` may be held by a live process: held, or
+/// another user's (which is never treated as free). A missing lock is not held.
+pub fn is_held(path: &Path) -> bool {
+    matches!(lock_state(path), LockState::Held | LockState::Foreign(_))
 }
 
 /// Whether the socket at `socket` is owned by a live process.
@@ -86,7 +134,8 @@ pub fn socket_is_live(socket: &Path) -> bool {
 }
 
 /// Removes a socket, its sidecar and its lock if their owner is gone.
-/// Returns whether they were stale (and so removed); a live socket is never touched.
+/// Returns whether they were stale (and so removed); a live socket is never
+/// touched, and neither is anything guarded by another user's lock file.
 pub fn remove_if_stale(socket: &Path) -> io::Result<bool> {
     let lock = naming::lock_path(socket);
     let Some(_held) = try_acquire(&lock)? else {
@@ -124,29 +173,31 @@ pub fn remove_stale_entry(sidecar_path: &Path, car: &Sidecar) -> io::Result<bool
     }
 }
 
-/// Removes a socket's files; the caller must hold its lock.
+/// Removes a socket's files that are ours, the lock last; the caller must
+/// hold the lock.
 pub fn remove_entry_files(socket: &Path) {
-    let _ = fs::remove_file(naming::sidecar_path(socket));
-    let _ = fs::remove_file(socket);
-    let _ = fs::remove_file(naming::lock_path(socket));
+    let sidecar = naming::sidecar_path(socket);
+    let lock = naming::lock_path(socket);
+    remove_own_files(&[&sidecar, socket, &lock]);
+}
+
+/// Removes each of `paths` that exists and is ours; another user's file is left.
+pub fn remove_own_files(paths: &[&Path]) {
+    for path in paths {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.uid() == current_uid()) {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("agentfs-liveness-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     #[test]
     fn held_until_dropped() {
-        let lock = scratch("held").join("a.lock");
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("a.lock");
         assert!(!is_held(&lock));
         let held = try_acquire(&lock).unwrap().expect("free lock");
         assert!(is_held(&lock));
@@ -157,7 +208,8 @@ mod tests {
 
     #[test]
     fn held_by_a_child_process_and_freed_when_it_dies() {
-        let dir = scratch("child");
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir = dir_tmp.path();
         let lock = dir.join("a.lock");
         // flock(1) holds the lock for as long as it lives: a real other process.
         // `-o` keeps the lock out of its shell child, so killing flock frees it.
@@ -197,7 +249,8 @@ mod tests {
 
     #[test]
     fn manual_routes_live_with_their_socket_and_never_lose_it() {
-        let dir = scratch("manual");
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir = dir_tmp.path();
         let socket = dir.join("outside.sock");
         let car_path = dir.join("web-m.json");
         let car = manual(&socket);

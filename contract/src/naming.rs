@@ -1,11 +1,17 @@
-//! Names: DNS labels for apps and instances, and the socket file names built from them.
+//! Names: DNS labels for apps and instances, the socket file names built from
+//! them, and the host names they make.
 //!
-//! A socket is `{app}-{instance}.sock` (an instance's first listener) or
-//! `{app}-{instance}-{port}.sock`; its sidecar and lock share the stem. When the
-//! path would not fit in `sun_path`, the stem is shortened and a hash of the
-//! full stem appended, so two long names never collide and nothing is cut
-//! silently. Readers must take app and instance from the sidecar, never from
-//! the file name.
+//! A socket is `{app}_{instance}.sock` (an instance's first listener) or
+//! `{app}_{instance}_{port}.sock`; its sidecar and lock share the stem. `_`
+//! never occurs in a DNS label, so no two (app, instance, port) give one name.
+//! When the path would not fit in `sun_path`, the stem is shortened and a hash
+//! of the full stem appended, so two long names never collide and nothing is
+//! cut silently. Readers must take app and instance from the sidecar, never
+//! from the file name.
+//!
+//! Host names: `APP.localhost` (shared by the app's instances),
+//! `INSTANCE.APP.localhost` (one instance) and `PORT.INSTANCE.APP.localhost`
+//! (one listener); [`crate::urls`] picks them for a sidecar.
 
 use std::path::{Path, PathBuf};
 
@@ -58,11 +64,20 @@ pub fn app_hostname(app: &str) -> String {
     format!("{app}.{DOMAIN}")
 }
 
-/// The file stem of a socket: `{app}-{instance}` or `{app}-{instance}-{port}`.
+/// `{port}.{instance}.{app}.localhost`
+pub fn port_hostname(app: &str, instance: &str, port: u16) -> String {
+    format!("{port}.{instance}.{app}.{DOMAIN}")
+}
+
+/// Separates app, instance and port in file names; never part of a label.
+const STEM_SEPARATOR: char = '_';
+
+/// The file stem of a socket: `{app}_{instance}` or `{app}_{instance}_{port}`.
 pub fn socket_stem(app: &str, instance: &str, port: Option<u16>) -> String {
+    let sep = STEM_SEPARATOR;
     match port {
-        None => format!("{app}-{instance}"),
-        Some(port) => format!("{app}-{instance}-{port}"),
+        None => format!("{app}{sep}{instance}"),
+        Some(port) => format!("{app}{sep}{instance}{sep}{port}"),
     }
 }
 
@@ -102,7 +117,7 @@ pub fn socket_path(
             run_dir: run_dir.to_owned(),
             max: MAX_SOCKET_PATH,
         })?;
-    let prefix = stem[..room.min(stem.len())].trim_end_matches('-');
+    let prefix = stem[..room.min(stem.len())].trim_end_matches(['-', STEM_SEPARATOR]);
     let short = if prefix.is_empty() {
         hash.to_owned()
     } else {
@@ -152,17 +167,31 @@ mod tests {
         let dir = Path::new("/home/u/.agentfs/run");
         assert_eq!(
             socket_path(dir, "web", "a1", None).unwrap(),
-            dir.join("web-a1.sock")
+            dir.join("web_a1.sock")
         );
         assert_eq!(
             socket_path(dir, "web", "a1", Some(5173)).unwrap(),
-            dir.join("web-a1-5173.sock")
+            dir.join("web_a1_5173.sock")
         );
         assert_eq!(
-            sidecar_path(&dir.join("web-a1.sock")),
-            dir.join("web-a1.json")
+            sidecar_path(&dir.join("web_a1.sock")),
+            dir.join("web_a1.json")
         );
-        assert_eq!(lock_path(&dir.join("web-a1.sock")), dir.join("web-a1.lock"));
+        assert_eq!(lock_path(&dir.join("web_a1.sock")), dir.join("web_a1.lock"));
+    }
+
+    #[test]
+    fn no_two_listeners_share_a_file_name() {
+        // Instance `a-3000`'s first listener and instance `a`'s port 3000.
+        let dir = Path::new("/r");
+        assert_ne!(
+            socket_path(dir, "web", "a-3000", None).unwrap(),
+            socket_path(dir, "web", "a", Some(3000)).unwrap()
+        );
+        assert_ne!(
+            socket_path(dir, "web-a", "b", None).unwrap(),
+            socket_path(dir, "web", "a-b", None).unwrap()
+        );
     }
 
     #[test]
@@ -196,5 +225,6 @@ mod tests {
     fn hostnames() {
         assert_eq!(instance_hostname("web", "a1"), "a1.web.localhost");
         assert_eq!(app_hostname("web"), "web.localhost");
+        assert_eq!(port_hostname("web", "a1", 5173), "5173.a1.web.localhost");
     }
 }

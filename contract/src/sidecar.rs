@@ -1,9 +1,13 @@
 //! The sidecar: a JSON file beside each socket saying whose socket it is.
 //!
-//! Written atomically (temporary dotfile, then rename) only once the socket
-//! listens, so a reader that sees a sidecar can connect. The rename is also
-//! the discovery signal: every file watcher backend reports it, while macOS
-//! FSEvents reports nothing when a socket file is created.
+//! Written atomically (temporary dotfile, then rename) when the socket is
+//! bound, with `listening: false`, and again with `listening: true` by the
+//! first process that listens on it, which need not be the one that bound it
+//! (servers hand bound sockets to workers they spawn): so what the app asked
+//! for travels with the socket. Readers route only sidecars that say
+//! `listening`. The rename is also the discovery signal: every file watcher
+//! backend reports it, while macOS FSEvents reports nothing when a socket
+//! file is created.
 //!
 //! Readers treat the run directory as hostile: [`read_checked`] refuses
 //! symlinks, oversized or foreign files, unknown versions, and sockets that
@@ -27,7 +31,7 @@ pub const MAX_BYTES: u64 = 64 * 1024;
 
 /// The fields every sidecar carries, by their JSON names (as README
 /// documents them); a bridge's or a manual route's sidecar adds `target`.
-pub const FIELDS: [&str; 13] = [
+pub const FIELDS: [&str; 14] = [
     "version",
     "kind",
     "app",
@@ -37,6 +41,7 @@ pub const FIELDS: [&str; 13] = [
     "address",
     "port",
     "primary",
+    "listening",
     "hostname",
     "argv",
     "cwd",
@@ -70,8 +75,12 @@ pub struct Sidecar {
     pub address: String,
     /// The port the app asked for (a fake one when it asked for 0).
     pub port: u16,
-    /// Whether this is the instance's first listener, `{app}-{instance}.sock`.
+    /// Whether this is the instance's first listener, `{app}_{instance}.sock`.
     pub primary: bool,
+    /// Whether the socket listens yet (absent in older sidecars: they were
+    /// written only once it did).
+    #[serde(default = "listening_by_default")]
+    pub listening: bool,
     /// `{instance}.{app}.localhost`
     pub hostname: String,
     pub argv: Vec<String>,
@@ -81,6 +90,10 @@ pub struct Sidecar {
     /// For a bridge: the TCP address it forwards to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+}
+
+fn listening_by_default() -> bool {
+    true
 }
 
 /// Why a sidecar was not accepted.
@@ -104,10 +117,36 @@ pub enum Rejected {
     NotASocket(PathBuf),
     #[error("names socket {0}, which belongs to another user")]
     ForeignSocket(PathBuf),
+    #[error("names socket {0}, which is not the socket beside it")]
+    NotItsOwnSocket(PathBuf),
+    #[error("has a lock file that belongs to uid {0}, not to us")]
+    ForeignLock(u32),
     #[error("has an app or instance that is not a DNS label")]
     BadName,
     #[error("could not be read: {0}")]
     Io(#[from] io::Error),
+}
+
+impl Rejected {
+    /// The reason without its details (sizes, parse positions): what stays
+    /// the same while a bad file keeps changing, so it is reported once.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejected::Symlink => "symlink",
+            Rejected::NotAFile => "not-a-file",
+            Rejected::TooLarge(_) => "too-large",
+            Rejected::ForeignOwner(_) => "foreign-owner",
+            Rejected::Unparseable(_) => "unparseable",
+            Rejected::UnknownVersion(_) => "unknown-version",
+            Rejected::SocketOutsideRunDir(_) => "socket-outside",
+            Rejected::NotASocket(_) => "not-a-socket",
+            Rejected::ForeignSocket(_) => "foreign-socket",
+            Rejected::NotItsOwnSocket(_) => "not-its-own-socket",
+            Rejected::ForeignLock(_) => "foreign-lock",
+            Rejected::BadName => "bad-name",
+            Rejected::Io(_) => "io",
+        }
+    }
 }
 
 /// The current time as RFC 3339 (UTC, seconds).
@@ -176,13 +215,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
-/// Reads a sidecar from the run directory as a hostile file, and checks that
-/// the socket it names is a socket of ours inside `run_dir`. Only a
-/// [`Kind::Manual`] route (`agentfs route`) may name a socket elsewhere, and
-/// then only by an absolute path without `..`; it must still be a socket
-/// (not a symlink) that belongs to us.
+/// Reads a sidecar from the run directory as a hostile file, and checks the
+/// socket it names with [`check_placement`] and [`check_socket`].
 pub fn read_checked(path: &Path, run_dir: &Path) -> Result<Sidecar, Rejected> {
     let sidecar = read_file_checked(path)?;
+    check_placement(&sidecar, path, run_dir)?;
+    check_socket(&sidecar.socket)?;
+    Ok(sidecar)
+}
+
+/// Whether the socket a sidecar (read from `path`) names is where it must
+/// be: a shim's or a bridge's is the socket beside the sidecar itself, in
+/// `run_dir`; only a [`Kind::Manual`] route (`agentfs route`) may name a
+/// socket elsewhere, and then only by an absolute path without `..`.
+pub fn check_placement(sidecar: &Sidecar, path: &Path, run_dir: &Path) -> Result<(), Rejected> {
     let socket = &sidecar.socket;
     let has_parent_dir = socket
         .components()
@@ -194,14 +240,22 @@ pub fn read_checked(path: &Path, run_dir: &Path) -> Result<Sidecar, Rejected> {
     if !placed || has_parent_dir {
         return Err(Rejected::SocketOutsideRunDir(socket.clone()));
     }
-    let meta = fs::symlink_metadata(socket).map_err(|_| Rejected::NotASocket(socket.clone()))?;
+    if sidecar.kind != Kind::Manual && crate::naming::sidecar_path(socket) != path {
+        return Err(Rejected::NotItsOwnSocket(socket.clone()));
+    }
+    Ok(())
+}
+
+/// Whether `socket` is a socket (not a symlink) that belongs to us.
+pub fn check_socket(socket: &Path) -> Result<(), Rejected> {
+    let meta = fs::symlink_metadata(socket).map_err(|_| Rejected::NotASocket(socket.to_owned()))?;
     if !meta.file_type().is_socket() {
-        return Err(Rejected::NotASocket(socket.clone()));
+        return Err(Rejected::NotASocket(socket.to_owned()));
     }
     if meta.uid() != current_uid() {
-        return Err(Rejected::ForeignSocket(socket.clone()));
+        return Err(Rejected::ForeignSocket(socket.to_owned()));
     }
-    Ok(sidecar)
+    Ok(())
 }
 
 /// Reads and parses a sidecar file without trusting it: no symlinks, no
@@ -238,10 +292,10 @@ pub fn read_file_checked(path: &Path) -> Result<Sidecar, Rejected> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample(socket: PathBuf) -> Sidecar {
+    pub(crate) fn sample(socket: PathBuf) -> Sidecar {
         Sidecar {
             version: VERSION,
             kind: Kind::Shim,
@@ -252,20 +306,13 @@ mod tests {
             address: "0.0.0.0".into(),
             port: 3000,
             primary: true,
+            listening: true,
             hostname: "a1.web.localhost".into(),
             argv: vec!["node".into(), "server.js".into()],
             cwd: "/src/web".into(),
             started_at: now_rfc3339(),
             target: None,
         }
-    }
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("agentfs-sidecar-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
     }
 
     #[test]
@@ -310,58 +357,69 @@ mod tests {
 
     #[test]
     fn read_checked_wants_a_real_socket_in_the_run_dir() {
-        let dir = scratch("checked");
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir = dir_tmp.path();
         let sock_path = dir.join("web-a1.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
         let car_path = dir.join("web-a1.json");
         sample(sock_path.clone()).write_atomic(&car_path).unwrap();
-        assert_eq!(read_checked(&car_path, &dir).unwrap().socket, sock_path);
+        assert_eq!(read_checked(&car_path, dir).unwrap().socket, sock_path);
 
         sample("/etc/passwd".into())
             .write_atomic(&car_path)
             .unwrap();
         assert!(matches!(
-            read_checked(&car_path, &dir),
+            read_checked(&car_path, dir),
             Err(Rejected::SocketOutsideRunDir(_))
         ));
 
         fs::write(dir.join("plain.sock"), b"").unwrap();
         sample(dir.join("plain.sock"))
+            .write_atomic(&dir.join("plain.json"))
+            .unwrap();
+        assert!(matches!(
+            read_checked(&dir.join("plain.json"), dir),
+            Err(Rejected::NotASocket(_))
+        ));
+        // A sidecar naming another entry's socket.
+        sample(dir.join("plain.sock"))
             .write_atomic(&car_path)
             .unwrap();
         assert!(matches!(
-            read_checked(&car_path, &dir),
-            Err(Rejected::NotASocket(_))
+            read_checked(&car_path, dir),
+            Err(Rejected::NotItsOwnSocket(_))
         ));
 
         let link = dir.join("link.json");
         std::os::unix::fs::symlink(&car_path, &link).unwrap();
-        assert!(matches!(read_checked(&link, &dir), Err(Rejected::Symlink)));
+        assert!(matches!(read_checked(&link, dir), Err(Rejected::Symlink)));
 
         let big = dir.join("big.json");
         fs::write(&big, vec![b' '; MAX_BYTES as usize + 1]).unwrap();
         assert!(matches!(
-            read_checked(&big, &dir),
+            read_checked(&big, dir),
             Err(Rejected::TooLarge(_))
         ));
     }
 
     #[test]
     fn only_manual_routes_may_name_an_outside_socket() {
-        let run = scratch("manual-run");
-        let outside = scratch("manual-outside");
+        let run_tmp = tempfile::tempdir().unwrap();
+        let run = run_tmp.path();
+        let outside_tmp = tempfile::tempdir().unwrap();
+        let outside = outside_tmp.path();
         let sock_path = outside.join("app.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
         let car_path = run.join("web-a1.json");
         let mut car = sample(sock_path.clone());
         car.kind = Kind::Manual;
         car.write_atomic(&car_path).unwrap();
-        assert_eq!(read_checked(&car_path, &run).unwrap().socket, sock_path);
+        assert_eq!(read_checked(&car_path, run).unwrap().socket, sock_path);
 
         car.kind = Kind::Bridge;
         car.write_atomic(&car_path).unwrap();
         assert!(matches!(
-            read_checked(&car_path, &run),
+            read_checked(&car_path, run),
             Err(Rejected::SocketOutsideRunDir(_))
         ));
 
@@ -370,7 +428,7 @@ mod tests {
             car.socket = bad.into();
             car.write_atomic(&car_path).unwrap();
             assert!(matches!(
-                read_checked(&car_path, &run),
+                read_checked(&car_path, run),
                 Err(Rejected::SocketOutsideRunDir(_))
             ));
         }
@@ -379,16 +437,17 @@ mod tests {
         car.socket = link;
         car.write_atomic(&car_path).unwrap();
         assert!(matches!(
-            read_checked(&car_path, &run),
+            read_checked(&car_path, run),
             Err(Rejected::NotASocket(_))
         ));
     }
 
     #[test]
     fn atomic_write_leaves_no_temporary_files() {
-        let dir = scratch("atomic");
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir = dir_tmp.path();
         write_atomic(&dir.join("a.json"), b"{}").unwrap();
-        let names: Vec<_> = fs::read_dir(&dir)
+        let names: Vec<_> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();

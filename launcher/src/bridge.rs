@@ -10,19 +10,18 @@
 //! with its exit code; without, it fronts an already running server until
 //! interrupted. Either way its files are removed when it ends.
 
-pub mod procnet;
-pub mod serve;
+pub(crate) mod procnet;
+pub(crate) mod serve;
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use anyhow::{anyhow, Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::wrap::Instance;
-use crate::{announce, supervise};
-pub use serve::{serve_bridge, BoundBridge, Endpoint, TargetHandle};
+use crate::child::App;
+use crate::instance::Instance;
+use serve::{BoundBridge, Endpoint};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -90,60 +89,24 @@ pub fn run(args: BridgeArgs) -> Result<i32> {
         let serving = tokio::spawn(bridge.serve(async {
             let _ = stopped.await;
         }));
-        let code = run_child(&instance, &args.command, args.port).await;
+        let code = match App::spawn(&instance, command(&args.command, args.port)?, None)? {
+            Ok(app) => app.wait().await,
+            Err(code) => Ok(code),
+        };
         let _ = stop.send(());
         serving.await.context("the bridge task failed")??;
         code
     })
 }
 
-/// Runs `cmd` with `PORT` and the instance's variables until it (and, outside
-/// a terminal, its process group) is gone; returns the code to exit with.
-pub async fn run_child(instance: &Instance, cmd: &[OsString], port: u16) -> Result<i32> {
-    start_child(instance, cmd, port)?.wait().await
-}
-
-/// A child started by [`start_child`], with what supervising it needs.
-pub struct StartedChild {
-    child: tokio::process::Child,
-    interactive: bool,
-    announcer: announce::Announcer,
-}
-
-impl StartedChild {
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// Waits for the child as [`run_child`] does.
-    pub async fn wait(self) -> Result<i32> {
-        supervise::until_exit(self.child, self.interactive, self.announcer).await
-    }
-}
-
-/// Starts `cmd` with `PORT` and the instance's variables.
-pub fn start_child(instance: &Instance, cmd: &[OsString], port: u16) -> Result<StartedChild> {
+/// `cmd` with `PORT` set: how a bridged app is told where to listen.
+pub(crate) fn command(cmd: &[OsString], port: u16) -> Result<tokio::process::Command> {
     let (program, rest) = cmd
         .split_first()
         .ok_or_else(|| anyhow!("no command to run"))?;
     let mut command = tokio::process::Command::new(program);
-    command
-        .args(rest)
-        .envs(instance.env_vars())
-        .env("PORT", port.to_string());
-    let interactive = std::io::stdin().is_terminal();
-    if !interactive {
-        command.process_group(0);
-    }
-    let announcer = announce::Announcer::start(instance, None)?;
-    let child = command
-        .spawn()
-        .with_context(|| format!("could not run {}", program.to_string_lossy()))?;
-    Ok(StartedChild {
-        child,
-        interactive,
-        announcer,
-    })
+    command.args(rest).env("PORT", port.to_string());
+    Ok(command)
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -159,7 +122,7 @@ fn interrupted() -> Result<impl std::future::Future<Output = ()>> {
 }
 
 /// `HOST:PORT` as an address to connect to; a name resolves to its first address.
-pub fn resolve_target(host: &str, port: u16) -> Result<SocketAddr> {
+fn resolve_target(host: &str, port: u16) -> Result<SocketAddr> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     (host, port)
         .to_socket_addrs()

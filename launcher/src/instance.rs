@@ -1,15 +1,78 @@
-//! Choosing an instance's names: the app (from `--name`, package.json or the
-//! directory) and the instance id (from `--instance` or a short random id
-//! unused in the run directory).
+//! One instance: its names (the app from `--name`, package.json or the
+//! directory; the id from `--instance` or a short random id unused in the
+//! run directory), its private directories, and the environment a process
+//! of it gets.
 
 use std::collections::hash_map::RandomState;
+use std::ffi::OsString;
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
-use agentfs_contract::{naming, sidecar};
+use agentfs_contract::{env, layout, liveness, naming, rundir};
+
+/// What a wrapped or bridged app runs as.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub home: PathBuf,
+    pub run_dir: PathBuf,
+    pub app: String,
+    pub id: String,
+    /// The primary socket's path.
+    pub socket: PathBuf,
+}
+
+impl Instance {
+    /// Resolves names and prepares the private directories.
+    pub fn prepare(name: Option<&str>, id: Option<&str>) -> Result<Instance> {
+        let home = layout::home_from_env()?;
+        let run_dir = layout::run_dir(&home);
+        layout::ensure_private_dir(&home)?;
+        layout::ensure_private_dir(&run_dir)?;
+        let cwd = std::env::current_dir().context("could not read the current directory")?;
+        let app = app_name(name, &cwd)?;
+        let id = instance_id(id, &run_dir, &app)?;
+        let socket = naming::socket_path(&run_dir, &app, &id, None)?;
+        Ok(Instance {
+            home,
+            run_dir,
+            app,
+            id,
+            socket,
+        })
+    }
+
+    /// The `AGENTFS_*` variables a process of this instance gets.
+    pub fn env_vars(&self) -> Vec<(&'static str, OsString)> {
+        vec![
+            (env::HOME, self.home.clone().into()),
+            (env::RUN_DIR, self.run_dir.clone().into()),
+            (env::APP, self.app.clone().into()),
+            (env::INSTANCE, self.id.clone().into()),
+            (env::SOCKET, self.socket.clone().into()),
+            (
+                env::HOSTNAME,
+                naming::instance_hostname(&self.app, &self.id).into(),
+            ),
+        ]
+    }
+
+    /// Removes this instance's entries whose owners are gone, and any
+    /// socket left without a sidecar whose lock nobody holds.
+    pub fn remove_stale_files(&self) {
+        let Ok(scan) = rundir::scan(&self.run_dir) else {
+            return;
+        };
+        for entry in scan.of_instance(&self.app, &self.id) {
+            let _ = rundir::remove(entry);
+        }
+        for orphan in &scan.orphans {
+            let _ = liveness::remove_if_stale(orphan);
+        }
+    }
+}
 
 /// The app name: `--name`, else package.json's `name` (without its npm
 /// scope), else the directory's name, each made a DNS label.
@@ -83,42 +146,29 @@ fn random_id() -> String {
     id
 }
 
-/// Whether any socket, sidecar or lock of `app`/`id` exists.
+/// Whether `app`/`id` has a sidecar (in any state) or its primary socket's
+/// files exist: either way they are someone's until removed.
 fn in_use(run_dir: &Path, app: &str, id: &str) -> bool {
-    let Ok(entries) = fs::read_dir(run_dir) else {
-        return false;
-    };
-    let stem = naming::socket_stem(app, id, None);
-    entries.flatten().any(|entry| {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        name.starts_with(&format!("{stem}.")) || name.starts_with(&format!("{stem}-")) || {
-            name.ends_with(".json")
-                && sidecar::read_file_checked(&entry.path())
-                    .is_ok_and(|car| car.app == app && car.instance == id)
-        }
-    })
+    let named = rundir::scan(run_dir).is_ok_and(|scan| scan.of_instance(app, id).next().is_some());
+    named
+        || naming::socket_path(run_dir, app, id, None).is_ok_and(|socket| {
+            [naming::lock_path(&socket), socket]
+                .iter()
+                .any(|p| fs::symlink_metadata(p).is_ok())
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("agentfs-instance-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn app_name_prefers_flag_then_package_json_then_dir() {
-        let dir = scratch("My_Project");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("My_Project");
+        fs::create_dir(&dir).unwrap();
         assert_eq!(app_name(Some("Shop Front"), &dir).unwrap(), "shop-front");
-        assert_eq!(
-            app_name(None, &dir).unwrap(),
-            format!("agentfs-instance-{}-my-project", std::process::id())
-        );
+        assert_eq!(app_name(None, &dir).unwrap(), "my-project");
         fs::write(dir.join("package.json"), r#"{"name":"@acme/Web-App"}"#).unwrap();
         assert_eq!(app_name(None, &dir).unwrap(), "web-app");
         fs::write(dir.join("package.json"), "not json").unwrap();
@@ -128,17 +178,18 @@ mod tests {
 
     #[test]
     fn generated_ids_are_labels_and_avoid_used_ones() {
-        let dir = scratch("ids");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         for _ in 0..50 {
-            let id = instance_id(None, &dir, "web").unwrap();
+            let id = instance_id(None, dir, "web").unwrap();
             assert_eq!(id.len(), GENERATED_ID_LEN);
             assert!(naming::is_label(&id) && id.as_bytes()[0].is_ascii_lowercase());
         }
-        fs::write(dir.join("web-abc.sock"), b"").unwrap();
-        assert!(in_use(&dir, "web", "abc"));
-        assert!(!in_use(&dir, "web", "ab"));
+        fs::write(naming::socket_path(dir, "web", "abc", None).unwrap(), b"").unwrap();
+        assert!(in_use(dir, "web", "abc"));
+        assert!(!in_use(dir, "web", "ab"));
         assert_eq!(
-            instance_id(Some("Feature/Login"), &dir, "web").unwrap(),
+            instance_id(Some("Feature/Login"), dir, "web").unwrap(),
             "feature-login"
         );
     }

@@ -1,32 +1,34 @@
 //! The `agentfs` command line, one module per subcommand.
 //!
 //! Layout:
+//! The subcommands (public: `src/main.rs` calls their `run()`):
 //! - [`wrap`]: `agentfs wrap -- CMD`: run an app with the shim preloaded.
-//! - [`shim_lib`]: writes the embedded shim under `$AGENTFS_HOME/lib/`.
-//! - [`instance`]: choosing the app name and instance id.
-//! - [`supervise`]: running the child to the end: signals, process group, exit code.
-//! - [`stand_ins`]: interpreter stand-ins that restore the preload variable after SIP strips it.
-//! - [`announce`]: one line per listener as its sidecar appears.
-//! - [`injectable`]: whether a program can take the shim (ELF and Mach-O rules).
 //! - [`bridge`]: `agentfs bridge`: a run-dir socket forwarding to an app's TCP port.
 //! - [`ps`]: `agentfs ps`: every instance, live or stale, as a table or JSON.
 //! - [`route`]: `agentfs route`: a name for a Unix socket no agentfs process made.
 //! - [`router_cmd`]: `agentfs router`: run, start in the background, status, stop.
-//! - [`wrap_bridge`]: wrap's fallback for programs the shim cannot enter: the app behind bridges.
+//! - [`stand_ins`]: interpreter stand-ins that restore the preload variable after SIP strips it.
+//! - [`shim_lib`]: writes the embedded shim under `$AGENTFS_HOME/lib/`.
 //!
-//! `src/main.rs` of the root package only parses arguments and calls the
-//! `run()` of one of these.
+//! What they share:
+//! - `instance`: an instance's names, directories and environment.
+//! - `child`: starting the app and running it to the end.
+//! - `supervise`: signals, the process group, the exit code.
+//! - `announce`: one line per listener as it becomes routable.
+//! - `wrap_bridge`: wrap's fallback for programs the shim cannot enter.
+//! - `injectable`: whether a program can take the shim (ELF and Mach-O rules).
 #![forbid(unsafe_code)]
 
-pub mod announce;
+mod announce;
 pub mod bridge;
+mod child;
 pub mod injectable;
-pub mod instance;
+mod instance;
 pub mod ps;
 pub mod route;
 pub mod router_cmd;
 pub mod shim_lib;
 pub mod stand_ins;
-pub mod supervise;
+mod supervise;
 pub mod wrap;
-pub mod wrap_bridge;
+mod wrap_bridge;

@@ -1,24 +1,27 @@
 //! `agentfs ps [--json] [--prune]`: every instance in the run directory.
 //!
-//! One row per sidecar: app, instance, kind, pid, port asked for, URL,
-//! status (`live` or `stale`), uptime, and the router's request count when
-//! a router runs. `--json` prints a stable array: each sidecar's fields
-//! (`version`, `kind`, `app`, `instance`, `pid`, `socket`, `address`,
-//! `port`, `primary`, `hostname`, `argv`, `cwd`, `started_at`, `target`
-//! when set) plus `status` (`"live"`/`"stale"`), `url`, and `requests`
-//! (a number, or `null` when no router answers). `--prune` removes the stale
-//! entries; a manual route loses only its sidecar, never the socket it names.
+//! One row per sidecar, as the contract's run-directory reader sees it: app,
+//! instance, kind, pid, port asked for, URL (the instance's own), status,
+//! uptime, and the router's request count when a router runs. Status is
+//! `live`, `bound` (not listening yet), `closed` (its owner closed that
+//! listener) or `stale` (its owner is gone). `--json` prints a stable
+//! array: each sidecar's fields (`version`, `kind`, `app`, `instance`,
+//! `pid`, `socket`, `address`, `port`, `primary`, `listening`, `hostname`,
+//! `argv`, `cwd`, `started_at`, `target` when set) plus `status`, `url`,
+//! and `requests` (a number, or `null` when no router answers). `--prune`
+//! removes stale and closed entries (a manual route loses only its sidecar,
+//! never the socket it names); with `--json` it prints the removed entries.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::Value;
 
 use agentfs_contract::env::{self, DEFAULT_ROUTER_PORT};
-use agentfs_contract::sidecar::{self, Kind, Sidecar};
-use agentfs_contract::{layout, liveness, naming};
+use agentfs_contract::layout::{self, LayoutError};
+use agentfs_contract::{liveness, rundir, urls};
 
 /// How long the router may take to list its routes before ps goes without counts.
 const ROUTER_TIMEOUT: Duration = Duration::from_millis(500);
@@ -35,12 +38,10 @@ pub struct PsArgs {
 
 /// One listed entry.
 #[derive(Debug)]
-pub struct Entry {
-    pub sidecar_path: PathBuf,
-    pub car: Sidecar,
-    pub live: bool,
-    pub url: String,
-    pub requests: Option<u64>,
+struct Listed {
+    entry: rundir::Entry,
+    url: String,
+    requests: Option<u64>,
 }
 
 pub fn run(args: PsArgs) -> Result<i32> {
@@ -49,93 +50,50 @@ pub fn run(args: PsArgs) -> Result<i32> {
     let router = router_view(&home);
     let router_port = router.as_ref().map_or_else(configured_router_port, |r| r.0);
     let counts = router.map(|r| r.1);
-    let entries = list(&run_dir, router_port, counts.as_ref());
-    if args.prune {
-        let mut removed = 0;
-        for entry in entries.iter().filter(|e| !e.live) {
-            if liveness::remove_stale_entry(&entry.sidecar_path, &entry.car)? {
-                removed += 1;
-            }
+    let scan = match rundir::scan(&run_dir) {
+        Ok(scan) => scan,
+        Err(LayoutError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            rundir::Scan::default()
         }
+        Err(err) => return Err(err).context("cannot list instances"),
+    };
+    let mut listed = list(&scan, router_port, counts.as_ref());
+    if args.prune {
+        listed.retain(|l| matches!(rundir::remove(&l.entry), Ok(true)));
+        for orphan in &scan.orphans {
+            let _ = liveness::remove_if_stale(orphan);
+        }
+        let removed = listed.len();
         eprintln!(
             "agentfs: removed {removed} stale entr{}",
             if removed == 1 { "y" } else { "ies" }
         );
-        return Ok(0);
+        if !args.json {
+            return Ok(0);
+        }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&entries))?);
+        println!("{}", serde_json::to_string_pretty(&to_json(&listed))?);
     } else {
-        print!("{}", table(&entries, SystemTime::now()));
+        print!("{}", table(&listed, SystemTime::now()));
     }
     Ok(0)
 }
 
-/// Every readable sidecar in `run_dir`, sorted by app, instance, then port.
-pub fn list(
-    run_dir: &Path,
+/// Every entry of a scan, in its order, with its URL and request count.
+fn list(
+    scan: &rundir::Scan,
     router_port: u16,
     counts: Option<&HashMap<PathBuf, u64>>,
-) -> Vec<Entry> {
-    let Ok(dir) = std::fs::read_dir(run_dir) else {
-        return Vec::new();
-    };
-    let mut entries: Vec<Entry> = dir
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == naming::SIDECAR_EXT)
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+) -> Vec<Listed> {
+    scan.entries
+        .iter()
+        .map(|entry| Listed {
+            url: urls::urls(&entry.sidecar, router_port).swap_remove(0),
+            requests: counts.map(|c| c.get(&entry.sidecar.socket).copied().unwrap_or(0)),
+            entry: entry.clone(),
         })
-        .filter_map(|path| {
-            let car = sidecar::read_file_checked(&path).ok()?;
-            Some(entry(path, car, router_port, counts))
-        })
-        .collect();
-    entries.sort_by(|a, b| {
-        (&a.car.app, &a.car.instance, !a.car.primary, a.car.port).cmp(&(
-            &b.car.app,
-            &b.car.instance,
-            !b.car.primary,
-            b.car.port,
-        ))
-    });
-    entries
-}
-
-fn entry(
-    path: PathBuf,
-    car: Sidecar,
-    router_port: u16,
-    counts: Option<&HashMap<PathBuf, u64>>,
-) -> Entry {
-    // Shim and bridge entries are judged by the lock beside their sidecar,
-    // whatever socket the sidecar claims.
-    let live = match car.kind {
-        Kind::Manual => liveness::entry_is_live(&car),
-        Kind::Shim | Kind::Bridge => {
-            liveness::socket_is_live(&path.with_extension(naming::SOCKET_EXT))
-        }
-    };
-    let host = if car.primary {
-        naming::instance_hostname(&car.app, &car.instance)
-    } else {
-        format!(
-            "{}.{}",
-            car.port,
-            naming::instance_hostname(&car.app, &car.instance)
-        )
-    };
-    let requests = counts.map(|c| c.get(&car.socket).copied().unwrap_or(0));
-    Entry {
-        url: format!("http://{host}:{router_port}"),
-        sidecar_path: path,
-        car,
-        live,
-        requests,
-    }
+        .collect()
 }
 
 fn configured_router_port() -> u16 {
@@ -170,32 +128,24 @@ fn router_view(home: &Path) -> Option<(u16, HashMap<PathBuf, u64>)> {
     Some((port, counts))
 }
 
-pub fn to_json(entries: &[Entry]) -> Value {
+fn to_json(listed: &[Listed]) -> Value {
     Value::Array(
-        entries
+        listed
             .iter()
-            .map(|e| {
-                let mut value = serde_json::to_value(&e.car).unwrap_or(Value::Null);
-                value["status"] = status(e.live).into();
-                value["url"] = e.url.clone().into();
-                value["requests"] = e.requests.map_or(Value::Null, Value::from);
+            .map(|l| {
+                let mut value = serde_json::to_value(&*l.entry.sidecar).unwrap_or(Value::Null);
+                value["status"] = l.entry.state.as_str().into();
+                value["url"] = l.url.clone().into();
+                value["requests"] = l.requests.map_or(Value::Null, Value::from);
                 value
             })
             .collect(),
     )
 }
 
-fn status(live: bool) -> &'static str {
-    if live {
-        "live"
-    } else {
-        "stale"
-    }
-}
-
 /// The table, aligned, with a header; a note when there is nothing.
-pub fn table(entries: &[Entry], now: SystemTime) -> String {
-    if entries.is_empty() {
+fn table(listed: &[Listed], now: SystemTime) -> String {
+    if listed.is_empty() {
         return "no instances\n".into();
     }
     let mut rows = vec![[
@@ -203,8 +153,8 @@ pub fn table(entries: &[Entry], now: SystemTime) -> String {
     ]
     .map(String::from)
     .to_vec()];
-    for e in entries {
-        let car = &e.car;
+    for l in listed {
+        let car = &l.entry.sidecar;
         rows.push(vec![
             car.app.clone(),
             car.instance.clone(),
@@ -222,10 +172,10 @@ pub fn table(entries: &[Entry], now: SystemTime) -> String {
             } else {
                 car.port.to_string()
             },
-            e.url.clone(),
-            status(e.live).into(),
+            l.url.clone(),
+            l.entry.state.as_str().into(),
             uptime(&car.started_at, now),
-            e.requests.map_or("-".into(), |r| r.to_string()),
+            l.requests.map_or("-".into(), |r| r.to_string()),
         ]);
     }
     let widths: Vec<usize> = (0..rows[0].len())
@@ -245,7 +195,7 @@ pub fn table(entries: &[Entry], now: SystemTime) -> String {
 }
 
 /// `3d4h`, `2h5m`, `4m10s`, `9s`; `-` when the start time is unreadable.
-pub fn uptime(started_at: &str, now: SystemTime) -> String {
+fn uptime(started_at: &str, now: SystemTime) -> String {
     let Ok(started) = humantime::parse_rfc3339(started_at) else {
         return "-".into();
     };

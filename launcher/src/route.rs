@@ -38,7 +38,7 @@ pub struct RouteArgs {
 }
 
 /// The instance id of a route given as a bare APP.
-pub const DEFAULT_INSTANCE: &str = "manual";
+const DEFAULT_INSTANCE: &str = "manual";
 
 pub fn run(args: RouteArgs) -> Result<i32> {
     let home = layout::home_from_env()?;
@@ -56,7 +56,7 @@ pub fn run(args: RouteArgs) -> Result<i32> {
 }
 
 /// `APP`, `INSTANCE.APP`, either with `.localhost` (and a `:port`) after it.
-pub fn parse_host(host: &str) -> Result<(String, String)> {
+fn parse_host(host: &str) -> Result<(String, String)> {
     let name = host
         .split(':')
         .next()
@@ -104,6 +104,7 @@ fn add(sidecar_path: &Path, app: &str, instance: &str, socket: &Path) -> Result<
         address: "unix".into(),
         port: 0,
         primary: true,
+        listening: true,
         hostname: naming::instance_hostname(app, instance),
         argv: std::env::args().collect(),
         cwd: std::env::current_dir()

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agentfs_contract::env::{self, DEFAULT_ROUTER_PORT};
-use agentfs_contract::{layout, liveness, naming};
+use agentfs_contract::{layout, liveness};
 use agentfs_router::{client, listen, Config, Listeners};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -61,7 +61,7 @@ pub enum RouterAction {
 
 /// What callers need to know about the running router.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouterInfo {
+pub(crate) struct RouterInfo {
     pub port: u16,
     pub pid: u32,
     /// Whether this call started it.
@@ -90,20 +90,8 @@ pub fn run(args: RouterArgs) -> Result<i32> {
     }
 }
 
-/// The URLs an instance is reachable at: the app's, then the instance's.
-pub fn urls(info: &RouterInfo, app: &str, instance: &str) -> Vec<String> {
-    vec![
-        format!("http://{}:{}", naming::app_hostname(app), info.port),
-        format!(
-            "http://{}:{}",
-            naming::instance_hostname(app, instance),
-            info.port
-        ),
-    ]
-}
-
 /// The running router, asked over its control socket.
-pub fn running(home: &Path) -> Option<RouterInfo> {
+pub(crate) fn running(home: &Path) -> Option<RouterInfo> {
     let health =
         client::get_blocking(&layout::router_socket(home), "/health", CALL_TIMEOUT).ok()?;
     Some(RouterInfo {
@@ -116,7 +104,7 @@ pub fn running(home: &Path) -> Option<RouterInfo> {
 /// Returns the router of `home`, starting one in the background if none runs:
 /// `agentfs router --foreground` re-executed in its own session, logging to
 /// `router.log`, waited for until its control socket answers.
-pub fn ensure_running(home: &Path) -> Result<RouterInfo> {
+pub(crate) fn ensure_running(home: &Path) -> Result<RouterInfo> {
     if let Some(info) = running(home) {
         return Ok(info);
     }

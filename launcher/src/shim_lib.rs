@@ -24,7 +24,7 @@ pub struct EmbeddedShim {
 impl EmbeddedShim {
     /// Writes the shim under `home` unless an identical copy is there, and
     /// returns its path.
-    pub fn install(&self, home: &Path) -> Result<PathBuf> {
+    pub(crate) fn install(&self, home: &Path) -> Result<PathBuf> {
         if self.bytes.is_empty() {
             bail!(
                 "this agentfs was built without its shim (a cross build): rebuild it on the target, \
@@ -57,7 +57,7 @@ impl EmbeddedShim {
 }
 
 /// The preload variable with the shim first and the existing entries kept.
-pub fn preload_value(shim: &Path, existing: Option<OsString>) -> OsString {
+pub(crate) fn preload_value(shim: &Path, existing: Option<OsString>) -> OsString {
     let mut value = OsString::from(shim);
     if let Some(existing) = existing.filter(|e| !e.is_empty()) {
         let separator = if cfg!(target_os = "macos") { ":" } else { " " };

@@ -31,7 +31,7 @@ pub const INTERPRETERS: &[&str] = &[
 ];
 
 /// Makes `dir` hold one link per interpreter to this agentfs binary, and returns it.
-pub fn install(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn install(dir: &Path) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("could not find the agentfs binary")?;
     agentfs_contract::layout::ensure_private_dir(dir)?;
     for name in INTERPRETERS {
@@ -49,7 +49,7 @@ pub fn install(dir: &Path) -> Result<PathBuf> {
 }
 
 /// `PATH` with the stand-ins first.
-pub fn path_with(dir: &Path, path: Option<&OsStr>) -> Result<OsString> {
+pub(crate) fn path_with(dir: &Path, path: Option<&OsStr>) -> Result<OsString> {
     let rest = path
         .map(|p| std::env::split_paths(p).collect::<Vec<_>>())
         .unwrap_or_default();

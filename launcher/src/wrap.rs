@@ -8,16 +8,17 @@
 //! process, such as a daemon that outlived CMD, are left alone).
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use agentfs_contract::{env, layout, liveness, naming, sidecar};
+use agentfs_contract::env;
 
+use crate::child::App;
 use crate::injectable::{self, Verdict};
+use crate::instance::Instance;
 use crate::shim_lib::{self, EmbeddedShim};
-use crate::{announce, instance, router_cmd, stand_ins, supervise, wrap_bridge};
+use crate::{router_cmd, stand_ins, wrap_bridge};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -59,81 +60,6 @@ pub struct WrapArgs {
     pub command: Vec<OsString>,
 }
 
-/// What a wrapped app runs as.
-#[derive(Debug, Clone)]
-pub struct Instance {
-    pub home: PathBuf,
-    pub run_dir: PathBuf,
-    pub app: String,
-    pub id: String,
-    /// The primary socket's path.
-    pub socket: PathBuf,
-}
-
-impl Instance {
-    /// Resolves names and prepares the private directories.
-    pub fn prepare(name: Option<&str>, id: Option<&str>) -> Result<Instance> {
-        let home = layout::home_from_env()?;
-        let run_dir = layout::run_dir(&home);
-        layout::ensure_private_dir(&home)?;
-        layout::ensure_private_dir(&run_dir)?;
-        let cwd = std::env::current_dir().context("could not read the current directory")?;
-        let app = instance::app_name(name, &cwd)?;
-        let id = instance::instance_id(id, &run_dir, &app)?;
-        let socket = naming::socket_path(&run_dir, &app, &id, None)?;
-        Ok(Instance {
-            home,
-            run_dir,
-            app,
-            id,
-            socket,
-        })
-    }
-
-    /// The `AGENTFS_*` variables a wrapped process gets.
-    pub fn env_vars(&self) -> Vec<(&'static str, OsString)> {
-        vec![
-            (env::HOME, self.home.clone().into()),
-            (env::RUN_DIR, self.run_dir.clone().into()),
-            (env::APP, self.app.clone().into()),
-            (env::INSTANCE, self.id.clone().into()),
-            (env::SOCKET, self.socket.clone().into()),
-            (
-                env::HOSTNAME,
-                naming::instance_hostname(&self.app, &self.id).into(),
-            ),
-        ]
-    }
-
-    /// Removes this instance's files whose owners are gone.
-    pub fn remove_stale_files(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.run_dir) else {
-            return;
-        };
-        let stem = naming::socket_stem(&self.app, &self.id, None);
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let named_ours =
-                name.starts_with(&format!("{stem}.")) || name.starts_with(&format!("{stem}-"));
-            let socket = if name.ends_with(".json") && !name.starts_with('.') {
-                match sidecar::read_file_checked(&path) {
-                    Ok(car) if car.app == self.app && car.instance == self.id => {
-                        Some(path.with_extension("sock"))
-                    }
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            if let Some(socket) = socket.or_else(|| named_ours.then(|| path.with_extension("sock")))
-            {
-                let _ = liveness::remove_if_stale(&socket);
-            }
-        }
-    }
-}
-
 pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     let instance = Instance::prepare(args.name.as_deref(), args.instance.as_deref())?;
     let router_port = if args.no_router {
@@ -150,18 +76,11 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
         injectable::check(Path::new(program), shim.bytes)
     };
     if let Verdict::NotInjectable { reason } = verdict {
-        return wrap_bridge::run_bridged(
-            &args.command,
-            &instance.app,
-            &instance.id,
-            &instance.home,
-            &reason,
-        );
+        return wrap_bridge::run(&instance, &args.command, router_port, &reason);
     }
     let shim_path = shim.install(&instance.home)?;
     let mut command = tokio::process::Command::new(program);
     command.args(&args.command[1..]);
-    command.envs(instance.env_vars());
     command.env(env::SHIM, &shim_path);
     if args.stand_ins || (cfg!(target_os = "macos") && !args.no_stand_ins) {
         let dir = stand_ins::install(&shim_path.with_file_name("stand-ins"))?;
@@ -175,13 +94,6 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
         env::PRELOAD,
         shim_lib::preload_value(&shim_path, std::env::var_os(env::PRELOAD)),
     );
-    // In a terminal the child shares our process group, so it can read the
-    // keyboard and gets Ctrl-C from the terminal itself; otherwise it gets a
-    // group of its own that we signal and wait for as a whole.
-    let interactive = std::io::stdin().is_terminal();
-    if !interactive {
-        command.process_group(0);
-    }
     eprintln!(
         "agentfs: {}/{}: running {}",
         instance.app,
@@ -196,12 +108,10 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
         .enable_all()
         .build()?;
     let code = runtime.block_on(async {
-        let announcer = announce::Announcer::start(&instance, router_port)?;
-        let child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => return Ok(spawn_failure(program, &e)),
-        };
-        supervise::until_exit(child, interactive, announcer).await
+        match App::spawn(&instance, command, router_port)? {
+            Ok(app) => app.wait().await,
+            Err(code) => Ok(code),
+        }
     });
     instance.remove_stale_files();
     code
@@ -215,25 +125,6 @@ fn start_router(home: &Path) -> Option<u16> {
         Err(e) => {
             eprintln!("agentfs: the router could not start ({e:#}); the app runs without URLs");
             None
-        }
-    }
-}
-
-/// Exit codes as shells give them: 127 not found, 126 not executable.
-fn spawn_failure(program: &std::ffi::OsStr, error: &std::io::Error) -> i32 {
-    let program = program.to_string_lossy();
-    match error.kind() {
-        std::io::ErrorKind::NotFound => {
-            eprintln!("agentfs: {program}: command not found");
-            127
-        }
-        std::io::ErrorKind::PermissionDenied => {
-            eprintln!("agentfs: {program}: permission denied");
-            126
-        }
-        _ => {
-            eprintln!("agentfs: could not run {program}: {error}");
-            126
         }
     }
 }

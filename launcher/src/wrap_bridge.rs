@@ -10,17 +10,16 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use agentfs_contract::{layout, naming};
-
-use crate::bridge::{procnet, start_child, BoundBridge, Endpoint, TargetHandle};
-use crate::wrap::Instance;
+use crate::bridge::procnet;
+use crate::bridge::serve::{BoundBridge, Endpoint, TargetHandle};
+use crate::child::App;
+use crate::instance::Instance;
 
 /// How often the app's listening ports are looked up: fast while it starts,
 /// then slower, since servers rarely open ports late.
@@ -28,35 +27,30 @@ const DISCOVERY_FAST: Duration = Duration::from_millis(200);
 const DISCOVERY_SLOW: Duration = Duration::from_secs(2);
 const FAST_FOR: Duration = Duration::from_secs(30);
 
-/// Runs `cmd` behind bridges as instance `app`/`instance` under `home`,
-/// after one stderr line saying why (`reason`, from [`crate::injectable`]).
-/// Returns the exit code to exit with.
-pub fn run_bridged(
+/// Runs `cmd` behind bridges as `instance`, after one stderr line saying why
+/// (`reason`, from [`crate::injectable`]). Returns the exit code to exit with.
+pub fn run(
+    instance: &Instance,
     cmd: &[OsString],
-    app: &str,
-    instance: &str,
-    home: &Path,
+    router_port: Option<u16>,
     reason: &str,
 ) -> Result<i32> {
-    let run_dir = layout::run_dir(home);
-    layout::ensure_private_dir(home)?;
-    layout::ensure_private_dir(&run_dir)?;
-    let instance = Instance {
-        home: home.to_owned(),
-        socket: naming::socket_path(&run_dir, app, instance, None)?,
-        run_dir,
-        app: app.to_owned(),
-        id: instance.to_owned(),
-    };
     let port = free_port()?;
     eprintln!("agentfs: {reason}; running it behind a bridge instead, with PORT={port}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(bridged(&instance, cmd, port))
+    let code = runtime.block_on(bridged(instance, cmd, port, router_port));
+    instance.remove_stale_files();
+    code
 }
 
-async fn bridged(instance: &Instance, cmd: &[OsString], port: u16) -> Result<i32> {
+async fn bridged(
+    instance: &Instance,
+    cmd: &[OsString],
+    port: u16,
+    router_port: Option<u16>,
+) -> Result<i32> {
     let argv: Vec<String> = cmd
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -84,17 +78,23 @@ async fn bridged(instance: &Instance, cmd: &[OsString], port: u16) -> Result<i32
         seen_order: Vec::new(),
     };
     bridges.spawn(primary.serve(until_stopped(stopped.clone())));
-    let child = start_child(instance, cmd, port)?;
-    // The tree to search is the app's, not ours: wrap's own children include
-    // the router it may have started in the background.
-    let discovering = child
-        .pid()
-        .map(|pid| tokio::spawn(discovery.run(pid, stopped)));
-    let code = child.wait().await;
+    let code = match App::spawn(instance, crate::bridge::command(cmd, port)?, router_port)? {
+        Ok(app) => {
+            // The tree to search is the app's, not ours: wrap's own children
+            // include the router it may have started in the background.
+            let discovering = app
+                .pid()
+                .map(|pid| tokio::spawn(discovery.run(pid, stopped)));
+            let code = app.wait().await;
+            if let Some(discovering) = discovering {
+                let _ = stop.send(true);
+                let _ = discovering.await;
+            }
+            code
+        }
+        Err(code) => Ok(code),
+    };
     let _ = stop.send(true);
-    if let Some(discovering) = discovering {
-        let _ = discovering.await;
-    }
     while let Some(done) = bridges.join_next().await {
         done.context("a bridge task failed")??;
     }
@@ -196,7 +196,7 @@ impl Discovery {
 }
 
 /// A TCP port free on loopback right now.
-pub fn free_port() -> Result<u16> {
+fn free_port() -> Result<u16> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).context("could not find a free TCP port")?;
     Ok(listener.local_addr()?.port())
 }

@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         address: "127.0.0.1".into(),
         port: 8080,
         primary: true,
+        listening: true,
         hostname: naming::instance_hostname("bench", "a1"),
         argv: std::env::args().collect(),
         cwd: "/".into(),

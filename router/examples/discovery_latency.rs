@@ -49,6 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             address: "127.0.0.1".into(),
             port: 3000,
             primary: true,
+            listening: true,
             hostname: naming::instance_hostname("lat", &instance),
             argv: vec![],
             cwd: "/".into(),

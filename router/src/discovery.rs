@@ -1,245 +1,235 @@
 //! Discovery: turning the run directory into a route table.
 //!
-//! Sidecars are the signal, not sockets: macOS FSEvents reports nothing when a
-//! Unix socket is created, while a sidecar renamed into place is seen by every
-//! backend. Every watcher event is only a hint to re-scan; a scan reads the
-//! whole directory, and the new table replaces the old one only if it differs.
-//! Scans run at start, on any event for a non-dot file, when a request could
-//! not connect to an instance, and every [`RECONCILE_INTERVAL`] as a safety net.
+//! The run directory is read through the contract's reader
+//! ([`agentfs_contract::rundir`]), which decides what is a sidecar, whose it
+//! is and whether its owner is live. Discovery keeps one backend per live
+//! listener and publishes a new [`Table`] only when the set changed.
 //!
-//! The directory is hostile ground: a sidecar that is oversized, unparseable,
-//! of an unknown version, a symlink, foreign, or that names a socket that is
-//! not its own socket in the run directory is ignored, with one log line.
+//! Work follows what changed: a file event re-reads just the sidecars it
+//! names ([`watch`]), and the whole directory is read at start, when
+//! something asks for it (a request that could not connect, a watcher
+//! error), and every [`RECONCILE_INTERVAL`] as a safety net. Sidecars that
+//! did not change are not parsed again. Stale and closed entries are removed
+//! as they are found.
+//!
+//! The directory is hostile ground: a sidecar that is refused is logged once
+//! per file and kind of reason, however often it changes; a run directory
+//! that stops being private is refused as a whole (nothing is routed or
+//! removed there) until it is private again.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentfs_contract::liveness;
-use agentfs_contract::naming;
-use agentfs_contract::sidecar::{self, Kind, Rejected};
-use notify::{RecursiveMode, Watcher};
-use tokio::sync::{watch, Notify};
+use agentfs_contract::rundir::{self, Entry, Reader, Rejection, State};
+use tokio::sync::{watch as channel, Notify};
 
 use crate::table::{Backend, Table};
+use crate::watch::{Changes, Todo};
 
-/// How often the run directory is re-scanned without any event. Catches an
-/// instance killed with SIGKILL (whose files stay behind with no event) when no
-/// request happens to notice it first, and any event a watcher dropped.
+/// How often the run directory is read whole without any event. Catches an
+/// instance killed with SIGKILL (whose files stay behind with no event) or a
+/// listener its owner closed, when no request happens to notice it first,
+/// and any event a watcher dropped.
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The state kept between scans.
+/// The state kept between reads.
 #[derive(Debug)]
 pub struct Discovery {
-    run_dir: PathBuf,
-    /// Backends by socket path, kept while their sidecar stays the same.
+    reader: Reader,
+    /// Backends by sidecar path, kept while their sidecar stays the same.
     backends: HashMap<PathBuf, Arc<Backend>>,
-    /// Sidecars already logged as rejected, with the reason, so each is logged once.
-    rejected: HashMap<PathBuf, String>,
+    /// Sidecars reported as refused, with the kind of reason, so each is
+    /// reported once per change of kind.
+    reported: HashMap<PathBuf, &'static str>,
+    /// Why the directory itself was last refused, if it is.
+    refused: Option<String>,
 }
 
 impl Discovery {
     pub fn new(run_dir: PathBuf) -> Discovery {
         Discovery {
-            run_dir,
+            reader: Reader::new(run_dir),
             backends: HashMap::new(),
-            rejected: HashMap::new(),
+            reported: HashMap::new(),
+            refused: None,
         }
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        self.reader.dir()
     }
 
     /// Reads the whole run directory. Returns the new table, or `None` when
     /// the set of routes did not change.
     pub fn scan(&mut self) -> Option<Table> {
-        let mut found: HashMap<PathBuf, Arc<Backend>> = HashMap::new();
-        let mut rejected = HashMap::new();
-        let entries = match fs::read_dir(&self.run_dir) {
-            Ok(entries) => entries,
-            Err(err) => {
-                tracing::warn!(%err, dir = %self.run_dir.display(), "cannot read the run directory");
+        let scan = match self.reader.scan() {
+            Ok(scan) => scan,
+            Err(err) => return self.refuse(err.to_string()),
+        };
+        self.accept_dir();
+        let mut backends = HashMap::with_capacity(scan.entries.len());
+        for entry in &scan.entries {
+            if let Some(backend) = self.backend(entry) {
+                backends.insert(entry.sidecar_path.clone(), backend);
+            }
+        }
+        let rejected: Vec<&Rejection> = scan.rejected.iter().collect();
+        self.reported
+            .retain(|path, _| rejected.iter().any(|r| &r.path == path));
+        for rejection in rejected {
+            self.report(rejection);
+        }
+        let changed = backends.len() != self.backends.len()
+            || backends.iter().any(|(path, backend)| {
+                !self
+                    .backends
+                    .get(path)
+                    .is_some_and(|old| Arc::ptr_eq(old, backend))
+            });
+        self.backends = backends;
+        changed.then(|| self.table())
+    }
+
+    /// Reads the sidecars at `paths` again. Returns the new table, or
+    /// `None` when the set of routes did not change.
+    pub fn update(&mut self, paths: &[PathBuf]) -> Option<Table> {
+        let mut changed = false;
+        for path in paths {
+            let read = match self.reader.read(path) {
+                Ok(read) => read,
+                Err(err) => return self.refuse(err.to_string()),
+            };
+            let backend = match read {
+                Some(Ok(entry)) => {
+                    self.reported.remove(path);
+                    self.backend(&entry)
+                }
+                Some(Err(rejection)) => {
+                    self.report(&rejection);
+                    None
+                }
+                None => {
+                    self.reported.remove(path);
+                    None
+                }
+            };
+            changed |= match backend {
+                Some(backend) => self
+                    .backends
+                    .insert(path.clone(), Arc::clone(&backend))
+                    .is_none_or(|old| !Arc::ptr_eq(&old, &backend)),
+                None => self.backends.remove(path).is_some(),
+            };
+        }
+        self.accept_dir();
+        changed.then(|| self.table())
+    }
+
+    fn table(&self) -> Table {
+        Table::from_backends(self.backends.values().cloned())
+    }
+
+    /// The backend of a live entry (the one already known while its
+    /// sidecar is the same); a stale or closed entry's files are removed.
+    fn backend(&self, entry: &Entry) -> Option<Arc<Backend>> {
+        match entry.state {
+            State::Live => {}
+            State::Bound => return None,
+            State::Stale | State::Closed => {
+                remove(entry);
                 return None;
             }
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if !is_sidecar_name(&path) {
-                continue;
-            }
-            match self.read(&path) {
-                Ok(Some(backend)) => {
-                    found.insert(backend.sidecar.socket.clone(), backend);
-                }
-                Ok(None) => {}
-                Err(reason) => {
-                    if self.rejected.get(&path) != Some(&reason) {
-                        tracing::warn!(sidecar = %path.display(), "ignored: {reason}");
-                    }
-                    rejected.insert(path, reason);
-                }
-            }
         }
-        self.rejected = rejected;
-        let changed = found.len() != self.backends.len()
-            || found
-                .iter()
-                .any(|(k, b)| !self.backends.get(k).is_some_and(|old| Arc::ptr_eq(old, b)));
-        self.backends = found;
-        changed.then(|| Table::from_backends(self.backends.values().cloned()))
+        match self.backends.get(&entry.sidecar_path) {
+            Some(old) if old.sidecar == *entry.sidecar => Some(Arc::clone(old)),
+            _ => Some(Arc::new(Backend::new((*entry.sidecar).clone()))),
+        }
     }
 
-    /// One sidecar: a live backend, `None` when stale (its files are removed),
-    /// or the reason it is refused.
-    fn read(&self, path: &Path) -> Result<Option<Arc<Backend>>, String> {
-        let car = match sidecar::read_checked(path, &self.run_dir) {
-            Ok(car) => car,
-            Err(Rejected::NotASocket(socket)) if is_own_missing_socket(path, &socket) => {
-                remove_stale(&socket);
-                return Ok(None);
-            }
-            Err(Rejected::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(None);
-            }
-            Err(rejected) => return Err(rejected.to_string()),
-        };
-        if car.kind == Kind::Manual {
-            // `agentfs route` names a socket agentfs did not make, anywhere the
-            // user owns one: it is live while that socket exists, and only its
-            // sidecar is ever removed, never the user's socket.
-            if !liveness::entry_is_live(&car) {
-                let _ = liveness::remove_stale_entry(path, &car);
-                return Ok(None);
-            }
-        } else if naming::sidecar_path(&car.socket) != path {
-            return Err(format!(
-                "names socket {}, which is not its own",
-                car.socket.display()
-            ));
-        } else if !liveness::socket_is_live(&car.socket) {
-            remove_stale(&car.socket);
-            return Ok(None);
+    /// Logs a refused sidecar, unless it was refused for the same kind of
+    /// reason last time.
+    fn report(&mut self, rejection: &Rejection) {
+        let kind = rejection.reason.kind();
+        if self.reported.insert(rejection.path.clone(), kind) != Some(kind) {
+            tracing::warn!(sidecar = %rejection.path.display(), "ignored: {}", rejection.reason);
         }
-        match self.backends.get(&car.socket) {
-            Some(old) if old.sidecar == car => Ok(Some(Arc::clone(old))),
-            _ => Ok(Some(Arc::new(Backend::new(car)))),
+    }
+
+    /// The directory itself is not to be trusted: route nothing from it.
+    fn refuse(&mut self, why: String) -> Option<Table> {
+        if self.refused.as_ref() != Some(&why) {
+            tracing::error!("the run directory is refused, nothing is routed: {why}");
+            self.refused = Some(why);
+        }
+        let had_routes = !self.backends.is_empty();
+        self.backends.clear();
+        had_routes.then(Table::default)
+    }
+
+    fn accept_dir(&mut self) {
+        if self.refused.take().is_some() {
+            tracing::info!(dir = %self.run_dir().display(), "the run directory is private again");
         }
     }
 }
 
-fn is_sidecar_name(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    !name.starts_with('.') && path.extension().is_some_and(|e| e == naming::SIDECAR_EXT)
-}
-
-/// The sidecar names its own socket, and that socket is gone.
-fn is_own_missing_socket(sidecar: &Path, socket: &Path) -> bool {
-    naming::sidecar_path(socket) == sidecar && fs::symlink_metadata(socket).is_err()
-}
-
-fn remove_stale(socket: &Path) {
-    match liveness::remove_if_stale(socket) {
-        Ok(true) => tracing::info!(socket = %socket.display(), "removed stale instance"),
+fn remove(entry: &Entry) {
+    let socket = entry.sidecar.socket.display();
+    match rundir::remove(entry) {
+        Ok(true) if entry.state == State::Closed => {
+            tracing::info!(%socket, "removed a listener its owner closed")
+        }
+        Ok(true) => tracing::info!(%socket, "removed stale instance"),
         Ok(false) => {}
-        Err(err) => {
-            tracing::warn!(%err, socket = %socket.display(), "could not remove stale files")
-        }
+        Err(err) => tracing::warn!(%err, %socket, "could not remove stale files"),
     }
 }
 
-/// Starts watching `run_dir`; each relevant event wakes `poke`. The returned
-/// watcher must be kept alive for as long as events are wanted.
-pub fn watch_dir(run_dir: &Path, poke: Arc<Notify>) -> notify::Result<notify::RecommendedWatcher> {
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let relevant = match &event {
-            Ok(event) => is_hint(event),
-            Err(_) => true,
-        };
-        if relevant {
-            poke.notify_one();
-        }
-    })?;
-    watcher.watch(run_dir, RecursiveMode::NonRecursive)?;
-    Ok(watcher)
-}
-
-/// Whether an event may mean the routes changed. Opening or reading a file
-/// changes nothing, and a scan itself opens the directory, every sidecar and
-/// every lock: counting those (inotify reports them) would make each scan
-/// trigger the next, so the router would re-scan without pause even when idle.
-pub fn is_hint(event: &notify::Event) -> bool {
-    use notify::event::{AccessKind, AccessMode, EventKind};
-    let changes = match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    };
-    changes
-        && event.paths.iter().any(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            !name.starts_with('.')
-        })
-}
-
-/// Scans on every poke and every reconcile tick until `stop` turns true,
-/// publishing each changed table.
+/// Reads on every change, poke and reconcile tick until `stop` turns true,
+/// publishing each changed table. The first table is the caller's, read
+/// before the router accepted anything, so no request is answered from an
+/// empty table while live instances exist.
 pub async fn run(
     mut discovery: Discovery,
-    table: watch::Sender<Arc<Table>>,
+    table: channel::Sender<Arc<Table>>,
+    changes: Arc<Changes>,
     poke: Arc<Notify>,
     reconcile: Duration,
-    mut stop: watch::Receiver<bool>,
+    mut stop: channel::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(reconcile);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
     loop {
-        let run_dir = discovery.run_dir.clone();
-        let scanned = tokio::task::spawn_blocking(move || {
-            let changed = discovery.scan();
+        let todo = tokio::select! {
+            () = changes.wait() => changes.take(),
+            () = poke.notified() => Todo::All,
+            _ = tick.tick() => Todo::All,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        let run_dir = discovery.run_dir().to_owned();
+        let read = tokio::task::spawn_blocking(move || {
+            let changed = match todo {
+                Todo::Nothing => None,
+                Todo::Sidecars(paths) => discovery.update(&paths),
+                Todo::All => discovery.scan(),
+            };
             (discovery, changed)
         })
         .await;
-        // A scan that panicked loses its cache, not the router: start afresh.
-        let (back, changed) = scanned.unwrap_or_else(|err| {
-            tracing::error!(%err, "scan failed; starting discovery afresh");
-            (Discovery::new(run_dir), None)
+        // A read that panicked loses its cache, not the router: start afresh.
+        let (back, changed) = read.unwrap_or_else(|err| {
+            tracing::error!(%err, "reading the run directory failed; starting discovery afresh");
+            let mut fresh = Discovery::new(run_dir);
+            let table = fresh.scan();
+            (fresh, table)
         });
         discovery = back;
         if let Some(new) = changed {
             tracing::debug!(routes = new.backends().count(), "route table changed");
             table.send_replace(Arc::new(new));
         }
-        tokio::select! {
-            _ = poke.notified() => {}
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|stop| *stop) => return,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
-    use notify::Event;
-
-    fn event(kind: EventKind, name: &str) -> Event {
-        Event::new(kind).add_path(PathBuf::from("/run").join(name))
-    }
-
-    #[test]
-    fn reads_are_no_hint_but_changes_are() {
-        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
-        let read_done = EventKind::Access(AccessKind::Close(AccessMode::Read));
-        assert!(!is_hint(&event(open, "web-a.json")));
-        assert!(!is_hint(&event(read_done, "web-a.lock")));
-        let written = EventKind::Access(AccessKind::Close(AccessMode::Write));
-        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
-        assert!(is_hint(&event(written, "web-a.json")));
-        assert!(is_hint(&event(renamed, "web-a.json")));
-        assert!(is_hint(&event(
-            EventKind::Create(CreateKind::File),
-            "web-a.sock"
-        )));
-        assert!(!is_hint(&event(renamed, ".web-a.json.tmp")));
     }
 }

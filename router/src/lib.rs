@@ -2,7 +2,8 @@
 //! `*.localhost` to its Unix sockets.
 //!
 //! # Layout
-//! - [`discovery`]: watches the run directory's sidecars and builds route tables.
+//! - [`watch`]: file events in the run directory, as hints of which sidecars to read again.
+//! - [`discovery`]: reads the run directory (through the contract's reader) into route tables.
 //! - [`table`]: the route table, backends, their counters and least-in-flight picking.
 //! - [`host`]: what a Host header names.
 //! - [`service`]: one request: the API, an error page, or a forward.
@@ -38,6 +39,7 @@ pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod table;
+pub mod watch;
 pub mod wire;
 
 use std::future::Future;
@@ -47,7 +49,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentfs_contract::layout::{self, LayoutError};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch as channel, Notify};
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
 
@@ -99,9 +101,9 @@ pub enum StartError {
 /// A running router. Dropping it does not stop it; call [`Router::shutdown`].
 #[derive(Debug)]
 pub struct Router {
-    table: watch::Receiver<Arc<Table>>,
+    table: channel::Receiver<Arc<Table>>,
     http_addrs: Vec<SocketAddr>,
-    stop: watch::Sender<bool>,
+    stop: channel::Sender<bool>,
     tasks: JoinSet<()>,
     /// Open client connections, waited for at shutdown.
     connections: TaskTracker,
@@ -110,18 +112,23 @@ pub struct Router {
 }
 
 impl Router {
-    /// Starts serving: the initial scan, the watcher, and the accept loops.
-    /// Must be called inside a tokio runtime.
+    /// Starts serving: the watcher, the first read of the run directory,
+    /// and then the accept loops, so that no request is answered before the
+    /// live instances are known. Must be called inside a tokio runtime.
     pub fn start(config: Config, listeners: Listeners) -> Result<Router, StartError> {
         layout::ensure_private_dir(&config.run_dir)?;
         let poke = Arc::new(Notify::new());
-        let watcher = discovery::watch_dir(&config.run_dir, Arc::clone(&poke))?;
-        let (table_tx, table) = watch::channel(Arc::new(Table::default()));
-        let (stop, stop_rx) = watch::channel(false);
+        let changes = watch::Changes::new();
+        let watcher = watch::watch_dir(&config.run_dir, Arc::clone(&changes))?;
+        let mut discovery = discovery::Discovery::new(config.run_dir.clone());
+        let first = discovery.scan().unwrap_or_default();
+        let (table_tx, table) = channel::channel(Arc::new(first));
+        let (stop, stop_rx) = channel::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(discovery::run(
-            discovery::Discovery::new(config.run_dir.clone()),
+            discovery,
             table_tx,
+            changes,
             Arc::clone(&poke),
             config.reconcile,
             stop_rx.clone(),
@@ -172,7 +179,7 @@ impl Router {
     }
 
     /// The current route table, and a way to wait for the next one.
-    pub fn routes(&self) -> watch::Receiver<Arc<Table>> {
+    pub fn routes(&self) -> channel::Receiver<Arc<Table>> {
         self.table.clone()
     }
 

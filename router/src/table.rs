@@ -199,6 +199,7 @@ mod tests {
             address: "0.0.0.0".into(),
             port,
             primary,
+            listening: true,
             hostname: format!("{instance}.{app}.localhost"),
             argv: vec![],
             cwd: "/".into(),

@@ -254,6 +254,7 @@ pub fn listened(config: &Config, fd: RawFd) {
         address: requested.ip().to_string(),
         port: requested.port(),
         primary,
+        listening: true,
         hostname: naming::instance_hostname(&config.app, &config.instance),
         argv: std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())

@@ -86,9 +86,15 @@ impl TestHome {
         self.agentfs(args).output().unwrap()
     }
 
-    /// The raw JSON of the sidecar `run/{stem}.json`, once it exists.
-    pub fn wait_sidecar_json(&self, stem: &str) -> serde_json::Value {
-        let path = self.run_dir().join(format!("{stem}.json"));
+    /// The socket path of `app`/`id`'s listener (`port: None`: its first).
+    pub fn socket(&self, app: &str, id: &str, port: Option<u16>) -> PathBuf {
+        agentfs_contract::naming::socket_path(&self.run_dir(), app, id, port).unwrap()
+    }
+
+    /// The raw JSON of the sidecar of `app`/`id`'s listener (`port: None`:
+    /// its first), once it exists.
+    pub fn wait_sidecar_json(&self, app: &str, id: &str, port: Option<u16>) -> serde_json::Value {
+        let path = agentfs_contract::naming::sidecar_path(&self.socket(app, id, port));
         wait_for(&format!("{} to appear", path.display()), || {
             serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
         })

@@ -89,6 +89,7 @@ impl Instance {
             address: "127.0.0.1".into(),
             port,
             primary,
+            listening: true,
             hostname: naming::instance_hostname(app, instance),
             argv: vec!["python3".into(), "backend.py".into()],
             cwd: "/".into(),
@@ -108,6 +109,20 @@ impl Instance {
     /// Whether the process has exited (reaping it if so).
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Closes the listening socket while the process (and its lock) lives
+    /// on; returns once the socket refuses connections.
+    pub fn close_listener(&mut self) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"close\n").unwrap();
+        stdin.flush().unwrap();
+        super::wait_for("the listener to close", || {
+            std::os::unix::net::UnixStream::connect(&self.socket)
+                .is_err()
+                .then_some(())
+        });
     }
 
     /// SIGKILL, then reap: its lock is free once this returns.
@@ -145,11 +160,16 @@ pub struct TestRouter {
 
 impl TestRouter {
     pub fn start(home: &Home) -> TestRouter {
+        TestRouter::start_with(home, Config::for_home(&home.dir))
+    }
+
+    /// A router with its own configuration.
+    pub fn start_with(home: &Home, config: Config) -> TestRouter {
         let listeners = Listeners {
             http: listen::bind_loopback(0).unwrap(),
             control: Some(listen::bind_control(&home.control()).unwrap()),
         };
-        let router = Router::start(Config::for_home(&home.dir), listeners).unwrap();
+        let router = Router::start(config, listeners).unwrap();
         let port = router.http_addrs()[0].port();
         TestRouter {
             router: Some(router),

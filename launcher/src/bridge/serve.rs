@@ -40,7 +40,7 @@ pub struct Endpoint {
     pub address: String,
     /// The port the app listens on.
     pub port: u16,
-    /// The instance's first listener: `{app}-{instance}.sock`.
+    /// The instance's first listener: `{app}_{instance}.sock`.
     pub primary: bool,
     /// The command line recorded in the sidecar.
     pub argv: Vec<String>,
@@ -193,6 +193,7 @@ fn sidecar_for(endpoint: &Endpoint, socket: &Path, target: SocketAddr) -> Result
         address: endpoint.address.clone(),
         port: endpoint.port,
         primary: endpoint.primary,
+        listening: true,
         hostname: naming::instance_hostname(&endpoint.app, &endpoint.instance),
         argv: endpoint.argv.clone(),
         cwd: std::env::current_dir()
@@ -229,17 +230,4 @@ async fn refuse(mut client: UnixStream) {
         while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
-}
-
-/// Binds and serves one bridge until `shutdown`: the library entry for
-/// callers that need nothing more.
-pub async fn serve_bridge(
-    run_dir: &Path,
-    endpoint: &Endpoint,
-    target: SocketAddr,
-    shutdown: impl Future<Output = ()>,
-) -> Result<()> {
-    BoundBridge::bind(run_dir, endpoint, target)?
-        .serve(shutdown)
-        .await
 }

@@ -1,0 +1,80 @@
+//! Starting the app as a child of `wrap` or `bridge`, and running it to the end.
+//!
+//! The one way an app is started: with its instance's variables, in a
+//! process group of its own unless a terminal is ours to share (then it
+//! reads the keyboard and gets Ctrl-C from the terminal itself), with its
+//! listeners announced as they appear, and supervised until its process
+//! tree is gone ([`supervise`](crate::supervise)).
+
+use std::ffi::OsStr;
+use std::io::IsTerminal;
+
+use anyhow::Result;
+
+use crate::announce::Announcer;
+use crate::instance::Instance;
+use crate::supervise;
+
+/// A running app.
+pub struct App {
+    child: tokio::process::Child,
+    interactive: bool,
+    announcer: Announcer,
+}
+
+impl App {
+    /// Starts `command` (whose program and arguments, and any variables of
+    /// its own, the caller set) as `instance`. When it cannot be started,
+    /// says why on stderr and returns the exit code a shell would give.
+    pub fn spawn(
+        instance: &Instance,
+        mut command: tokio::process::Command,
+        router_port: Option<u16>,
+    ) -> Result<Result<App, i32>> {
+        command.envs(instance.env_vars());
+        let interactive = std::io::stdin().is_terminal();
+        if !interactive {
+            command.process_group(0);
+        }
+        // Watching starts before the child does, so no listener is missed.
+        let announcer = Announcer::start(instance, router_port)?;
+        let program = command.as_std().get_program().to_owned();
+        Ok(match command.spawn() {
+            Ok(child) => Ok(App {
+                child,
+                interactive,
+                announcer,
+            }),
+            Err(err) => Err(spawn_failure(&program, &err)),
+        })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the app (and, when it leads its own group, the rest of
+    /// the group), forwarding signals; returns the code to exit with.
+    pub async fn wait(self) -> Result<i32> {
+        supervise::until_exit(self.child, self.interactive, self.announcer).await
+    }
+}
+
+/// Exit codes as shells give them: 127 not found, 126 not executable.
+fn spawn_failure(program: &OsStr, error: &std::io::Error) -> i32 {
+    let program = program.to_string_lossy();
+    match error.kind() {
+        std::io::ErrorKind::NotFound => {
+            eprintln!("agentfs: {program}: command not found");
+            127
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            eprintln!("agentfs: {program}: permission denied");
+            126
+        }
+        _ => {
+            eprintln!("agentfs: could not run {program}: {error}");
+            126
+        }
+    }
+}
