@@ -253,3 +253,19 @@ fn an_app_that_closes_and_listens_again_keeps_its_primary_socket() {
         1
     );
 }
+
+#[test]
+fn an_error_and_its_cause_are_printed_once() {
+    // A home under a regular file cannot be created: Not a directory.
+    let home = TestHome::new();
+    let file = home.dir.join("file");
+    std::fs::write(&file, b"").unwrap();
+    let out = home
+        .agentfs(&["wrap", "--no-router", "--", "true"])
+        .env("AGENTFS_HOME", file.join("home"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
+}

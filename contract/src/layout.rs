@@ -28,8 +28,10 @@ pub enum LayoutError {
     ForeignOwner { path: PathBuf, owner: u32, me: u32 },
     #[error("{path} has mode {mode:o}; it must be private (0700)")]
     NotPrivate { path: PathBuf, mode: u32 },
-    #[error("could not create or inspect {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    // The cause is part of the message and deliberately not a `source`:
+    // a chain printer (anyhow's `{:#}`) would print it twice.
+    #[error("could not create or inspect {path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
 }
 
 /// `$AGENTFS_HOME`, else `$HOME/.agentfs`.
@@ -89,7 +91,7 @@ pub fn router_log(home: &Path) -> PathBuf {
 pub fn ensure_private_dir(path: &Path) -> Result<(), LayoutError> {
     let io_err = |source| LayoutError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     };
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -119,7 +121,7 @@ pub fn ensure_private_dir(path: &Path) -> Result<(), LayoutError> {
 pub fn check_private_dir(path: &Path) -> Result<(), LayoutError> {
     let meta = fs::symlink_metadata(path).map_err(|source| LayoutError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     })?;
     if meta.file_type().is_symlink() {
         return Err(LayoutError::Symlink(path.to_owned()));

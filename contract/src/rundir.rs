@@ -212,9 +212,9 @@ impl Reader {
     /// lookups need, for which the connect itself is the liveness check.
     pub fn sidecars(&mut self) -> Result<Found, LayoutError> {
         layout::check_private_dir(&self.dir)?;
-        let listing = fs::read_dir(&self.dir).map_err(|source| LayoutError::Io {
+        let listing = fs::read_dir(&self.dir).map_err(|error| LayoutError::Io {
             path: self.dir.clone(),
-            source,
+            error,
         })?;
         let mut sidecars = Vec::new();
         let mut socket_stems = HashSet::new();

@@ -52,7 +52,7 @@ pub fn run(args: PsArgs) -> Result<i32> {
     let counts = router.map(|r| r.1);
     let scan = match rundir::scan(&run_dir) {
         Ok(scan) => scan,
-        Err(LayoutError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+        Err(LayoutError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
             rundir::Scan::default()
         }
         Err(err) => return Err(err).context("cannot list instances"),

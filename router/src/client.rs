@@ -16,11 +16,10 @@ const MAX_ANSWER: usize = 8 * 1024 * 1024;
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("no router answers on {path}: {source}")]
-    Connect {
-        path: String,
-        source: std::io::Error,
-    },
+    // The cause is in the message and not a `source`, so a chain printer
+    // shows it once.
+    #[error("no router answers on {path}: {error}")]
+    Connect { path: String, error: std::io::Error },
     #[error("the router's answer was cut short: {0}")]
     Http(String),
     #[error("the router answered with something that is not its JSON envelope: {0}")]
@@ -33,9 +32,9 @@ pub enum ClientError {
 pub async fn get(socket: &Path, path: &str) -> Result<Value, ClientError> {
     let stream = UnixStream::connect(socket)
         .await
-        .map_err(|source| ClientError::Connect {
+        .map_err(|error| ClientError::Connect {
             path: socket.display().to_string(),
-            source,
+            error,
         })?;
     let http = |e: hyper::Error| ClientError::Http(e.to_string());
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -63,9 +62,9 @@ pub fn get_blocking(
     timeout: std::time::Duration,
 ) -> Result<Value, ClientError> {
     use std::io::{Read, Write};
-    let connect = |source| ClientError::Connect {
+    let connect = |error| ClientError::Connect {
         path: socket.display().to_string(),
-        source,
+        error,
     };
     let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(connect)?;
     stream.set_read_timeout(Some(timeout)).map_err(connect)?;

@@ -87,14 +87,15 @@ pub struct Listeners {
     pub control: Option<std::os::unix::net::UnixListener>,
 }
 
-/// Why the router could not start.
+/// Why the router could not start. The cause of `Watch` and `Io` is their
+/// `source`, not part of their message, so a chain printer shows it once.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    #[error("cannot watch the run directory: {0}")]
+    #[error("cannot watch the run directory")]
     Watch(#[from] notify::Error),
-    #[error("cannot use a listener: {0}")]
+    #[error("cannot use a listener")]
     Io(#[from] std::io::Error),
 }
 
