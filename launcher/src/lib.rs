@@ -7,7 +7,6 @@
 //! - [`supervise`]: running the child to the end: signals, process group, exit code.
 //! - [`stand_ins`]: interpreter stand-ins that restore the preload variable after SIP strips it.
 //! - [`announce`]: one line per listener as its sidecar appears.
-//! - [`injectable`]: whether a program can take the shim (ELF and Mach-O rules).
 //! - [`bridge`]: `agentfs bridge`: a run-dir socket forwarding to an app's TCP port.
 //! - [`ps`]: `agentfs ps`: every instance, live or stale, as a table or JSON.
 //! - [`route`]: `agentfs route`: a name for a Unix socket no agentfs process made.
@@ -15,12 +14,12 @@
 //! - [`wrap_bridge`]: wrap's fallback for programs the shim cannot enter: the app behind bridges.
 //!
 //! `src/main.rs` of the root package only parses arguments and calls the
-//! `run()` of one of these.
+//! `run()` of one of these. Whether a program can take the shim is decided
+//! by the `agentfs-injectable` crate.
 #![forbid(unsafe_code)]
 
 pub mod announce;
 pub mod bridge;
-pub mod injectable;
 pub mod instance;
 pub mod ps;
 pub mod route;

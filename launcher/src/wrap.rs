@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use agentfs_contract::{env, layout, liveness, naming, sidecar};
+use agentfs_injectable::{self as injectable, Verdict};
 
-use crate::injectable::{self, Verdict};
 use crate::shim_lib::{self, EmbeddedShim};
 use crate::{announce, instance, router_cmd, stand_ins, supervise, wrap_bridge};
 

@@ -29,7 +29,7 @@ const DISCOVERY_SLOW: Duration = Duration::from_secs(2);
 const FAST_FOR: Duration = Duration::from_secs(30);
 
 /// Runs `cmd` behind bridges as instance `app`/`instance` under `home`,
-/// after one stderr line saying why (`reason`, from [`crate::injectable`]).
+/// after one stderr line saying why (`reason`, from [`agentfs_injectable`]).
 /// Returns the exit code to exit with.
 pub fn run_bridged(
     cmd: &[OsString],

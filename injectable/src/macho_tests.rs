@@ -2,7 +2,7 @@
 
 use super::fixture::{thin, universal, SliceSpec};
 use super::*;
-use crate::injectable::{check_binary, Platform, Verdict};
+use crate::{check_binary, Platform, Verdict};
 
 const ENTITLED: [(&str, bool); 2] = [(ALLOW_DYLD, true), (DISABLE_LV, true)];
 
