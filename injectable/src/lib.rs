@@ -12,7 +12,8 @@
 //!   [`ReadAt`] byte source the readers share.
 //! - [`script`]: resolving a command through `PATH` and `#!` lines to the binary that runs.
 //! - [`elf`]: the Linux rules, from the ELF headers.
-//! - [`macho`]: the macOS rules, from a thin or universal Mach-O.
+//! - [`macho`]: the macOS rules, on the slice of a thin or universal Mach-O
+//!   that would run; `macho/read.rs` reads the slices, bounded by the file's size.
 //! - [`entitlements`]: the values in a code signature's entitlements plist.
 //! - `elf_tests.rs`, `macho_tests.rs`: the unit tests of the two readers;
 //!   `macho_fixture.rs` builds the Mach-O files they judge, byte by byte.
