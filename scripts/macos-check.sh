@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the macOS build from Linux, since no Mac is at hand: builds the
 # release shim for arm64 and x86_64 and as a universal dylib with
-# cargo-zigbuild, inspects what was built with llvm-objdump, and type-checks
-# the whole workspace for both darwin targets.
+# cargo-zigbuild, inspects what was built with llvm-objdump, checks the arm64
+# slice's code signature page by page (python3), and type-checks the whole
+# workspace for both darwin targets.
 #
 #   scripts/macos-check.sh                      everything (installs what is missing)
 #   scripts/macos-check.sh verify-dylib PATH    only the inspection of a built dylib
@@ -170,6 +171,124 @@ verify_slice() {
     fi
 }
 
+# The code signature of one slice, checked as the kernel checks it when
+# dyld maps the library: every Apple-silicon Mac refuses an arm64 library
+# without a valid one (the linker signs ad hoc; x86_64 needs none). Reads the
+# LC_CODE_SIGNATURE's SuperBlob and its CodeDirectory, and hashes each page
+# of the slice up to the signature against the CodeDirectory's hash of it.
+#   signature check DYLIB ARCH               prints what it checked, or why not and exits 1
+#   signature corrupt DYLIB ARCH WHAT OUT    a copy with one byte flipped: WHAT is code or directory
+signature() {
+    python3 - "$@" <<'PY'
+import hashlib, struct, sys
+
+CPU = {"arm64": 0x0100000C, "x86_64": 0x01000007}
+HASHES = {1: ("sha1", 20), 2: ("sha256", 32), 3: ("sha256", 20), 4: ("sha384", 48)}
+
+
+def image(data, arch):
+    """The bytes of arch's slice of a thin or universal file, and where they start."""
+    magic = struct.unpack_from(">I", data)[0]
+    if magic not in (0xCAFEBABE, 0xCAFEBABF):
+        return 0, data
+    wide = magic == 0xCAFEBABF
+    for i in range(struct.unpack_from(">I", data, 4)[0]):
+        fields = ">iiQQ" if wide else ">iiII"
+        cpu, _, off, size = struct.unpack_from(fields, data, 8 + (32 if wide else 20) * i)
+        if cpu & 0xFFFFFFFF == CPU[arch]:
+            return off, data[off : off + size]
+    raise ValueError(f"no {arch} slice")
+
+
+def signature(img, arch):
+    """(signature offset, CodeDirectory offset, its fields) of a thin image."""
+    magic, cpu, _, _, ncmds, _ = struct.unpack_from("<6I", img)
+    if magic != 0xFEEDFACF or cpu != CPU[arch]:
+        raise ValueError("no 64-bit Mach-O header")
+    at, sig = 32, None
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", img, at)
+        if cmd == 0x1D:  # LC_CODE_SIGNATURE
+            sig = struct.unpack_from("<II", img, at + 8)
+        at += size
+    if sig is None:
+        raise ValueError("no LC_CODE_SIGNATURE")
+    dataoff, datasize = sig
+    if dataoff + datasize > len(img):
+        raise ValueError("LC_CODE_SIGNATURE points past the end of the slice")
+    magic, length, count = struct.unpack_from(">3I", img, dataoff)
+    if magic != 0xFADE0CC0 or length > datasize:
+        raise ValueError(f"no embedded-signature SuperBlob (magic {magic:#x})")
+    index = [struct.unpack_from(">II", img, dataoff + 12 + 8 * i) for i in range(count)]
+    cds = [dataoff + off for slot, off in index if slot == 0]
+    if not cds:
+        raise ValueError("the SuperBlob has no CodeDirectory")
+    return dataoff, cds[0], struct.unpack_from(">9I4B", img, cds[0])
+
+
+def check(img, arch):
+    dataoff, cd, fields = signature(img, arch)
+    magic, length, _, flags, hash_at, _, _, slots, limit, hsize, htype, _, page_log = fields
+    if magic != 0xFADE0C02:
+        raise ValueError(f"CodeDirectory magic is {magic:#x}")
+    if HASHES.get(htype, (None, 0))[1] != hsize:
+        raise ValueError(f"hash type {htype} with {hsize}-byte hashes")
+    if not 12 <= page_log <= 16:
+        raise ValueError(f"page size 2^{page_log}")
+    if limit != dataoff:
+        raise ValueError(f"code limit {limit:#x} is not the signature's offset {dataoff:#x}")
+    page, algo = 1 << page_log, HASHES[htype][0]
+    if slots != -(-limit // page) or hash_at + slots * hsize > length:
+        raise ValueError(f"{slots} code slots for {limit} bytes in {page}-byte pages")
+    for i in range(slots):
+        want = img[cd + hash_at + i * hsize : cd + hash_at + (i + 1) * hsize]
+        got = hashlib.new(algo, img[i * page : min((i + 1) * page, limit)]).digest()
+        if got[:hsize] != want:
+            raise ValueError(f"page {i} (from {i * page:#x}) does not match its hash")
+    return f"flags {flags:#x}, {slots} {algo} hashes of {page}-byte pages up to {limit:#x}"
+
+
+def corrupt(data, arch, what):
+    """data with one byte flipped: in the signed code, or in the CodeDirectory's magic."""
+    base, img = image(data, arch)
+    dataoff, cd, _ = signature(img, arch)
+    data[base + (dataoff // 2 if what == "code" else cd + 3)] ^= 0xFF
+    return data
+
+
+try:
+    mode, path, arch = sys.argv[1:4]
+    data = bytearray(open(path, "rb").read())
+    if mode == "check":
+        print(check(image(data, arch)[1], arch))
+    else:
+        open(sys.argv[5], "wb").write(corrupt(data, arch, sys.argv[4]))
+except (ValueError, struct.error, IndexError) as e:
+    sys.exit(f"{e}" if not isinstance(e, struct.error) else f"truncated ({e})")
+PY
+}
+
+# The arm64 slice carries a valid code signature; then the check is shown to
+# fail on copies with one byte flipped in the signed code or the CodeDirectory.
+verify_signature() {
+    local dylib=$1 arch=arm64 out what bent=$target_dir/corrupted-signature.dylib
+    if ! out=$(signature check "$dylib" "$arch" 2>&1); then
+        fail "$arch: no valid code signature (dyld on Apple silicon refuses the shim): $out"
+        return
+    fi
+    ok "$arch: code signature valid: $out"
+    for what in code directory; do
+        if ! signature corrupt "$dylib" "$arch" "$what" "$bent" >>"$log" 2>&1; then
+            fail "$arch: could not write a copy with a corrupted $what byte"
+        elif out=$(signature check "$bent" "$arch" 2>&1); then
+            fail "$arch: the signature check passes a copy with a flipped $what byte: $out"
+        else
+            ok "$arch: the signature check refuses a copy with a flipped $what byte ($out)"
+        fi
+    done
+    rm -f "$bent"
+}
+
 # Inspects a built dylib: both slices present, then each slice.
 verify_dylib() {
     local dylib=$1 headers arch
@@ -187,6 +306,7 @@ verify_dylib() {
     for arch in "${slices[@]}"; do
         verify_slice "$dylib" "$arch"
     done
+    verify_signature "$dylib"
 }
 
 finish() {

@@ -24,8 +24,17 @@ pub enum LayoutError {
     Symlink(PathBuf),
     #[error("{0} exists but is not a directory")]
     NotADirectory(PathBuf),
-    #[error("{path} is owned by uid {owner}, not by you (uid {me}); agentfs refuses it")]
+    #[error(
+        "{path} is owned by uid {owner}, not by you (uid {me}); agentfs refuses it: \
+         point AGENTFS_HOME at a directory of your own"
+    )]
     ForeignOwner { path: PathBuf, owner: u32, me: u32 },
+    #[error(
+        "{path} is writable by group or others (mode {mode:03o}), so someone else may have \
+         put files in it for agentfs to run; agentfs refuses it: remove it and let agentfs \
+         create a private one, or `chmod 700 {path}` if nobody else could have written there"
+    )]
+    WritableByOthers { path: PathBuf, mode: u32 },
     #[error("{path} has mode {mode:o}; it must be private (0700)")]
     NotPrivate { path: PathBuf, mode: u32 },
     // The cause is part of the message and deliberately not a `source`:
@@ -85,9 +94,11 @@ pub fn router_log(home: &Path) -> PathBuf {
     home.join("router.log")
 }
 
-/// Creates `path` (and its parents) as private directories if missing, then
-/// checks it with [`check_private_dir`]. A directory we own with a looser mode
-/// is tightened rather than refused.
+/// Creates `path` (and its parents) as private directories (0700) if missing,
+/// then checks it with [`check_private_dir`]. A directory of ours that group
+/// or others could only read is tightened; one they could write to is refused
+/// ([`LayoutError::WritableByOthers`]), since tightening it would keep
+/// whatever they put in it: the fix needs a person who knows who had access.
 pub fn ensure_private_dir(path: &Path) -> Result<(), LayoutError> {
     let io_err = |source| LayoutError::Io {
         path: path.to_owned(),
@@ -103,12 +114,16 @@ pub fn ensure_private_dir(path: &Path) -> Result<(), LayoutError> {
         }
         Err(e) => return Err(io_err(e)),
         Ok(meta) => {
-            let me = current_uid();
-            if meta.is_dir()
-                && !meta.file_type().is_symlink()
-                && meta.uid() == me
-                && meta.mode() & 0o077 != 0
-            {
+            let ours_to_fix =
+                meta.is_dir() && !meta.file_type().is_symlink() && meta.uid() == current_uid();
+            let mode = meta.mode() & 0o777;
+            if ours_to_fix && mode & 0o022 != 0 {
+                return Err(LayoutError::WritableByOthers {
+                    path: path.to_owned(),
+                    mode,
+                });
+            }
+            if ours_to_fix && mode & 0o077 != 0 {
                 fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_err)?;
             }
         }
@@ -187,6 +202,21 @@ mod tests {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         ensure_private_dir(&dir).unwrap();
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_dir_others_can_write_to_is_refused_not_tightened() {
+        let dir = scratch("writable").join("home");
+        fs::create_dir_all(&dir).unwrap();
+        for mode in [0o777, 0o770, 0o702] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+            let err = ensure_private_dir(&dir).unwrap_err();
+            assert!(matches!(err, LayoutError::WritableByOthers { .. }), "{err}");
+            let message = err.to_string();
+            assert!(!message.contains('\n'), "one line: {message}");
+            assert!(message.contains(&format!("chmod 700 {}", dir.display())));
+            assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, mode);
+        }
     }
 
     #[test]

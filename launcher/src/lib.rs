@@ -1,6 +1,5 @@
 //! The `agentfs` command line, one module per subcommand.
 //!
-//! Layout:
 //! The subcommands (public: `src/main.rs` calls their `run()`):
 //! - [`wrap`]: `agentfs wrap -- CMD`: run an app with the shim preloaded.
 //! - [`bridge`]: `agentfs bridge`: a run-dir socket forwarding to an app's TCP port.
@@ -16,13 +15,13 @@
 //! - `supervise`: signals, the process group, the exit code.
 //! - `announce`: one line per listener as it becomes routable.
 //! - `wrap_bridge`: wrap's fallback for programs the shim cannot enter.
-//! - `injectable`: whether a program can take the shim (ELF and Mach-O rules).
+//!
+//! Whether a program can take the shim is decided by the `agentfs-injectable` crate.
 #![forbid(unsafe_code)]
 
 mod announce;
 pub mod bridge;
 mod child;
-pub mod injectable;
 mod instance;
 pub mod ps;
 pub mod route;

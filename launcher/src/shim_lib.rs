@@ -3,16 +3,22 @@
 //!
 //! Content addressing means two agentfs versions never overwrite each other's
 //! shim under a running app, and a reinstall needs no cleanup.
+//!
+//! The library is preloaded into the user's apps, so an existing copy is
+//! reused only when the whole chain (home, `lib`, `lib/<hash>`, the file) is
+//! ours and closed to others (`shim_lib/trusted_dir.rs`): another user who planted an
+//! identical copy and kept write access could swap it for their own later.
+
+mod trusted_dir;
 
 use std::ffi::OsString;
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 use agentfs_contract::{layout, naming};
+
+use trusted_dir::TrustedDir;
 
 /// The shim bytes embedded by build.rs, and the file name the platform expects.
 #[derive(Debug)]
@@ -22,8 +28,9 @@ pub struct EmbeddedShim {
 }
 
 impl EmbeddedShim {
-    /// Writes the shim under `home` unless an identical copy is there, and
-    /// returns its path.
+    /// Writes the shim under `home` unless an identical copy of ours is
+    /// there, and returns its path. A `lib` or `lib/<hash>` directory that is
+    /// not ours or is open to others is replaced; a home like that is refused.
     pub(crate) fn install(&self, home: &Path) -> Result<PathBuf> {
         if self.bytes.is_empty() {
             bail!(
@@ -32,26 +39,16 @@ impl EmbeddedShim {
                 self.file_name
             );
         }
-        let dir = layout::lib_dir(home).join(format!("{:016x}", naming::fnv1a64(self.bytes)));
-        let path = dir.join(self.file_name);
-        if fs::read(&path).is_ok_and(|existing| existing == self.bytes) {
-            return Ok(path);
+        let hash = format!("{:016x}", naming::fnv1a64(self.bytes));
+        // `lib` as the layout names it: opened as one step below the home.
+        let lib = layout::lib_dir(home);
+        let lib_name = lib.file_name().and_then(|n| n.to_str()).unwrap_or("lib");
+        let dir = TrustedDir::home(home)?.subdir(lib_name)?.subdir(&hash)?;
+        let path = dir.path.join(self.file_name);
+        if !dir.holds(self.file_name, self.bytes) {
+            dir.write(self.file_name, self.bytes)
+                .with_context(|| format!("could not write the shim to {}", path.display()))?;
         }
-        layout::ensure_private_dir(&dir)
-            .with_context(|| format!("could not create {}", dir.display()))?;
-        let tmp = dir.join(format!(".{}.{}.tmp", self.file_name, std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o700)
-                .open(&tmp)?;
-            file.write_all(self.bytes)?;
-            file.set_permissions(fs::Permissions::from_mode(0o700))?;
-            fs::rename(&tmp, &path)
-        };
-        write().with_context(|| format!("could not write the shim to {}", path.display()))?;
         Ok(path)
     }
 }
@@ -78,6 +75,119 @@ pub(crate) fn preload_value(shim: &Path, existing: Option<OsString>) -> OsString
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    const SHIM: EmbeddedShim = EmbeddedShim {
+        bytes: b"\x7fELF not really a library",
+        file_name: "libagentfs_shim.so",
+    };
+
+    /// A fresh private home (0700) for one test.
+    fn private_home(name: &str) -> PathBuf {
+        let home =
+            std::env::temp_dir().join(format!("agentfs-shim-lib-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&home);
+        layout::ensure_private_dir(&home).unwrap();
+        home
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// The identity of what is at `path` now.
+    fn inode(path: &Path) -> (u64, u64) {
+        let meta = fs::symlink_metadata(path).unwrap();
+        (meta.dev(), meta.ino())
+    }
+
+    fn assert_fresh_and_ours(shim: &Path) {
+        for path in [shim, shim.parent().unwrap()] {
+            let meta = fs::symlink_metadata(path).unwrap();
+            assert_eq!(meta.uid(), layout::current_uid(), "{}", path.display());
+            assert_eq!(meta.mode() & 0o777, 0o700, "{}", path.display());
+        }
+        assert_eq!(fs::read(shim).unwrap(), SHIM.bytes);
+    }
+
+    #[test]
+    fn an_installed_copy_of_ours_is_reused() {
+        let home = private_home("reuse");
+        let shim = SHIM.install(&home).unwrap();
+        assert_fresh_and_ours(&shim);
+        let first = inode(&shim);
+        assert_eq!(SHIM.install(&home).unwrap(), shim);
+        assert_eq!(
+            inode(&shim),
+            first,
+            "an identical copy of ours is not rewritten"
+        );
+    }
+
+    /// Leaves a file beside the shim, as a stand-in for whatever else
+    /// someone with write access could have put there.
+    fn plant_beside(shim: &Path) -> PathBuf {
+        let marker = shim.with_file_name("planted");
+        fs::write(&marker, b"").unwrap();
+        marker
+    }
+
+    #[test]
+    fn a_copy_in_a_directory_others_can_write_to_is_not_reused() {
+        let home = private_home("loose");
+        let shim = SHIM.install(&home).unwrap();
+        let dir = shim.parent().unwrap();
+        let planted = plant_beside(&shim);
+        set_mode(dir, 0o777);
+        assert_eq!(SHIM.install(&home).unwrap(), shim);
+        assert_fresh_and_ours(&shim);
+        assert!(!planted.exists(), "lib/<hash> was made afresh");
+        let lib = layout::lib_dir(&home);
+        assert_eq!(
+            fs::read_dir(&lib).unwrap().count(),
+            1,
+            "the old one is removed"
+        );
+        // The same for `lib` itself.
+        let planted = plant_beside(&shim);
+        set_mode(&lib, 0o775);
+        SHIM.install(&home).unwrap();
+        assert_fresh_and_ours(&shim);
+        assert!(!planted.exists(), "lib was made afresh");
+        assert_eq!(fs::metadata(&lib).unwrap().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_loose_file_and_a_symlinked_directory_are_replaced() {
+        let home = private_home("symlink");
+        let shim = SHIM.install(&home).unwrap();
+        set_mode(&shim, 0o666);
+        SHIM.install(&home).unwrap();
+        assert_fresh_and_ours(&shim);
+        // lib/<hash> as a symlink to a directory holding an identical copy.
+        let dir = shim.parent().unwrap();
+        let elsewhere = home.join("elsewhere");
+        fs::rename(dir, &elsewhere).unwrap();
+        let planted = plant_beside(&elsewhere.join(SHIM.file_name));
+        std::os::unix::fs::symlink(&elsewhere, dir).unwrap();
+        SHIM.install(&home).unwrap();
+        assert!(!fs::symlink_metadata(dir).unwrap().file_type().is_symlink());
+        assert_fresh_and_ours(&shim);
+        assert!(planted.exists(), "the symlink's target is left alone");
+    }
+
+    #[test]
+    fn a_home_others_can_write_to_is_refused_untouched() {
+        let home = private_home("home");
+        set_mode(&home, 0o777);
+        let err = SHIM.install(&home).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("writable by group or others"), "{message}");
+        assert!(message.contains(&format!("chmod 700 {}", home.display())));
+        assert_eq!(fs::metadata(&home).unwrap().mode() & 0o777, 0o777);
+        assert!(!layout::lib_dir(&home).exists());
+    }
 
     #[test]
     fn preload_puts_the_shim_first_and_keeps_others_once() {

@@ -13,9 +13,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use agentfs_contract::env;
+use agentfs_injectable::{self as injectable, Verdict};
 
 use crate::child::App;
-use crate::injectable::{self, Verdict};
 use crate::instance::Instance;
 use crate::shim_lib::{self, EmbeddedShim};
 use crate::{router_cmd, stand_ins, wrap_bridge};

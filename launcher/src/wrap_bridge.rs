@@ -28,7 +28,7 @@ const DISCOVERY_SLOW: Duration = Duration::from_secs(2);
 const FAST_FOR: Duration = Duration::from_secs(30);
 
 /// Runs `cmd` behind bridges as `instance`, after one stderr line saying why
-/// (`reason`, from [`crate::injectable`]). Returns the exit code to exit with.
+/// (`reason`, from [`agentfs_injectable`]). Returns the exit code to exit with.
 pub fn run(
     instance: &Instance,
     cmd: &[OsString],

@@ -6,6 +6,7 @@
 
 pub mod bridge;
 pub mod fixtures;
+pub mod other_user;
 pub mod router;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,8 +1,8 @@
 //! Mach-O rules on files built by [`super::fixture`], plus hostile bytes.
 
-use super::fixture::{thin, universal, SliceSpec};
+use super::fixture::{thin, universal, universal_of, FatSlice, SliceSpec};
 use super::*;
-use crate::injectable::{check_binary, Platform, Verdict};
+use crate::{check_binary, Platform, Verdict};
 
 const ENTITLED: [(&str, bool); 2] = [(ALLOW_DYLD, true), (DISABLE_LV, true)];
 
@@ -113,6 +113,74 @@ fn universal_is_judged_by_the_slice_that_runs() {
     assert_eq!(judge(&fat, Arch::X86_64), None);
     let arm_only = universal(&[SliceSpec::arm64()]);
     assert!(judge(&arm_only, Arch::X86_64).unwrap().contains("no slice"));
+}
+
+#[test]
+fn a_slice_that_never_runs_here_is_not_judged() {
+    // A universal file from the PowerPC days: a big-endian slice beside the
+    // ones dyld runs today. Only the slice that would run is read.
+    let with_ppc = universal_of(&[
+        FatSlice::powerpc(),
+        FatSlice::of(&SliceSpec::x86_64()),
+        FatSlice::of(&SliceSpec::arm64()),
+    ]);
+    ok_on_both(&with_ppc);
+    let hardened = universal_of(&[
+        FatSlice::powerpc(),
+        FatSlice::of(&SliceSpec::x86_64().signed(CS_RUNTIME, None)),
+    ]);
+    let why = judge(&hardened, Arch::X86_64).unwrap();
+    assert!(why.contains("hardened runtime"), "{why}");
+    let ppc_only = universal_of(&[FatSlice::powerpc()]);
+    let why = judge(&ppc_only, Arch::Arm64).unwrap();
+    assert!(
+        why.contains("no slice") && why.contains("cpu 0x12"),
+        "{why}"
+    );
+    // A broken slice is still malformed when it is the one that runs.
+    let mut broken = FatSlice::of(&SliceSpec::arm64());
+    broken.image[0] ^= 0xff;
+    let fat = universal_of(&[FatSlice::of(&SliceSpec::x86_64()), broken]);
+    assert_eq!(judge(&fat, Arch::X86_64), None);
+    assert!(judge(&fat, Arch::Arm64).unwrap().contains("malformed"));
+}
+
+/// Makes the segment named `segment` claim `count` sections.
+fn claim_sections(image: &mut [u8], segment: &[u8], count: u32) {
+    let name_at = image
+        .windows(segment.len())
+        .position(|w| w == segment)
+        .expect("the segment is in the image");
+    let nsects_at = name_at - 8 + 64;
+    image[nsects_at..nsects_at + 4].copy_from_slice(&count.to_le_bytes());
+}
+
+#[test]
+fn a_section_count_beyond_its_command_is_malformed() {
+    // A __RESTRICT segment whose one section is not __restrict, claiming
+    // 0xffffffff: read naively, four billion section reads past the command.
+    let mut restricted = thin(&SliceSpec {
+        restrict: true,
+        ..SliceSpec::arm64()
+    });
+    let section_at = restricted
+        .windows(10)
+        .position(|w| w == b"__restrict")
+        .unwrap();
+    restricted[section_at..section_at + 10].copy_from_slice(b"__text\0\0\0\0");
+    claim_sections(&mut restricted, b"__RESTRICT", u32::MAX);
+    let why = judge(&restricted, Arch::Arm64).expect("a verdict");
+    assert!(
+        why.contains("malformed") && why.contains("sections"),
+        "{why}"
+    );
+    let mut plain = thin(&SliceSpec::arm64());
+    claim_sections(&mut plain, b"__PAGEZERO", 1);
+    let why = judge(&plain, Arch::Arm64).expect("a verdict");
+    assert!(
+        why.contains("malformed") && why.contains("sections"),
+        "{why}"
+    );
 }
 
 #[test]

@@ -175,26 +175,64 @@ pub fn thin(spec: &SliceSpec) -> Vec<u8> {
     out
 }
 
+/// One slice of a universal file: the cpu its table entry declares, and its image.
+#[derive(Clone, Debug)]
+pub struct FatSlice {
+    pub cputype: u32,
+    pub subtype: u32,
+    pub image: Vec<u8>,
+}
+
+impl FatSlice {
+    pub fn of(spec: &SliceSpec) -> FatSlice {
+        FatSlice {
+            cputype: spec.cputype,
+            subtype: spec.subtype,
+            image: thin(spec),
+        }
+    }
+
+    /// A big-endian 32-bit PowerPC executable with no load commands, as
+    /// universal files built before Intel Macs carried.
+    pub fn powerpc() -> FatSlice {
+        const CPU_TYPE_POWERPC: u32 = 18;
+        let mut image = Vec::new();
+        for field in [MH_MAGIC, CPU_TYPE_POWERPC, 0, 2, 0, 0, 0] {
+            be(&mut image, field);
+        }
+        FatSlice {
+            cputype: CPU_TYPE_POWERPC,
+            subtype: 0,
+            image,
+        }
+    }
+}
+
 /// A universal file holding each spec's thin image, 4 KiB aligned.
 pub fn universal(specs: &[SliceSpec]) -> Vec<u8> {
+    let slices: Vec<FatSlice> = specs.iter().map(FatSlice::of).collect();
+    universal_of(&slices)
+}
+
+/// A universal file holding each image, 4 KiB aligned.
+pub fn universal_of(slices: &[FatSlice]) -> Vec<u8> {
     const ALIGN: usize = 1 << 12;
-    let images: Vec<Vec<u8>> = specs.iter().map(thin).collect();
     let mut out = Vec::new();
     be(&mut out, FAT_MAGIC);
-    be(&mut out, specs.len() as u32);
+    be(&mut out, slices.len() as u32);
     let mut offset = ALIGN;
-    for (spec, image) in specs.iter().zip(&images) {
-        be(&mut out, spec.cputype);
-        be(&mut out, spec.subtype);
+    for slice in slices {
+        be(&mut out, slice.cputype);
+        be(&mut out, slice.subtype);
         be(&mut out, offset as u32);
-        be(&mut out, image.len() as u32);
+        be(&mut out, slice.image.len() as u32);
         be(&mut out, 12);
-        offset = (offset + image.len()).next_multiple_of(ALIGN);
+        offset = (offset + slice.image.len()).next_multiple_of(ALIGN);
     }
-    for image in &images {
+    for slice in slices {
         let at = out.len().next_multiple_of(ALIGN);
         out.resize(at, 0);
-        out.extend_from_slice(image);
+        out.extend_from_slice(&slice.image);
     }
     out
 }

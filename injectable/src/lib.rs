@@ -1,20 +1,28 @@
-//! Whether a program can take the shim, decided before `agentfs wrap` injects it.
+//! Whether a program can take the agentfs shim, decided before `agentfs wrap`
+//! injects it.
 //!
 //! Some programs ignore the preload variable or die of it: on Linux static
 //! and Go binaries, setuid ones and binaries for another loader; on macOS
 //! SIP-protected, restricted or hardened binaries and binaries without a
-//! slice the shim has. For those, wrap falls back to a bridge.
+//! slice the shim has. For those, wrap falls back to a bridge. This crate
+//! only reads files and gives a [`Verdict`]; the launcher acts on it.
 //!
 //! Layout:
+//! - this file: [`check`] and [`check_binary`], the [`Verdict`], and the
+//!   [`ReadAt`] byte source the readers share.
 //! - [`script`]: resolving a command through `PATH` and `#!` lines to the binary that runs.
 //! - [`elf`]: the Linux rules, from the ELF headers.
-//! - [`macho`]: the macOS rules, from a thin or universal Mach-O.
+//! - [`macho`]: the macOS rules, on the slice of a thin or universal Mach-O
+//!   that would run; `macho/read.rs` reads the slices, bounded by the file's size.
 //! - [`entitlements`]: the values in a code signature's entitlements plist.
+//! - `elf_tests.rs`, `macho_tests.rs`: the unit tests of the two readers;
+//!   `macho_fixture.rs` builds the Mach-O files they judge, byte by byte.
 //!
 //! The parsers work on bytes through [`ReadAt`], so both compile and are
 //! tested on every platform; only the choice of rules and the file-system
 //! facts (mode bits, macOS file flags) depend on the platform. They never
 //! panic: every read is bounds-checked, and a malformed file gets a verdict.
+#![forbid(unsafe_code)]
 
 pub mod elf;
 pub mod entitlements;

@@ -1,16 +1,12 @@
-//! The macOS rules, read from a thin or universal Mach-O file and its path.
-//!
-//! dyld ignores `DYLD_INSERT_LIBRARIES` for SIP-protected files, a
-//! `__RESTRICT,__restrict` section, `CS_RESTRICT`, and the hardened runtime
-//! unless the entitlement allowing DYLD variables is `true`; library
-//! validation (hardened runtime or `CS_REQUIRE_LV`) refuses the ad-hoc
-//! signed shim unless disabled by entitlement. And dyld kills a process whose
-//! inserted library lacks its architecture: the shim has x86_64 and arm64.
+//! What a Mach-O file says, read from its bytes: the slices a thin or
+//! universal file lists, and for one slice its header, the load commands the
+//! rules look at (`LC_SEGMENT_64`, `LC_CODE_SIGNATURE`) and the code
+//! signature's flags and entitlements. Every count the file gives is bounded
+//! by the bytes that hold it, so hostile files cost no more than their size.
 
-use super::bytes::u32_at;
-use super::entitlements::Entitlements;
-use super::ReadAt;
-use std::path::Path;
+use crate::bytes::u32_at;
+use crate::entitlements::Entitlements;
+use crate::ReadAt;
 
 pub const FAT_MAGIC: u32 = 0xcafe_babe;
 pub const FAT_MAGIC_64: u32 = 0xcafe_babf;
@@ -29,11 +25,6 @@ pub const CS_RUNTIME: u32 = 0x10000;
 pub const CPU_TYPE_X86_64: u32 = 0x0100_0007;
 pub const CPU_TYPE_ARM64: u32 = 0x0100_000c;
 pub const CPU_SUBTYPE_ARM64E: u32 = 2;
-/// `SF_RESTRICTED`: the file flag SIP puts on what it protects.
-pub const SF_RESTRICTED: u32 = 0x0008_0000;
-
-pub const ALLOW_DYLD: &str = "com.apple.security.cs.allow-dyld-environment-variables";
-pub const DISABLE_LV: &str = "com.apple.security.cs.disable-library-validation";
 
 /// Universal files list a handful of slices; Java class files share the fat
 /// magic and read as a count of 45 or more (their major version).
@@ -42,8 +33,6 @@ const MAX_FAT_ARCHES: u32 = 30;
 const MAX_LOAD_COMMANDS: u32 = 16 << 20;
 const MAX_BLOBS: u32 = 256;
 const MAX_ENTITLEMENTS: u32 = 1 << 20;
-/// Directories SIP protects (with `/usr/local` carved out of `/usr`).
-const SIP_DIRS: [&str; 4] = ["/System/", "/bin/", "/sbin/", "/usr/"];
 
 /// A slice's architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,57 +63,14 @@ impl Arch {
         }
     }
 
-    fn name(self) -> String {
+    /// How Apple names it (`arm64`), or its cpu type and subtype.
+    pub fn name(self) -> String {
         match self {
             Arch::X86_64 => "x86_64".into(),
             Arch::Arm64 => "arm64".into(),
             Arch::Arm64e => "arm64e".into(),
             Arch::Other { cputype, subtype } => format!("cpu {cputype:#x}/{subtype:#x}"),
         }
-    }
-}
-
-/// The architectures a shim library carries: dyld kills a process whose
-/// inserted library has no slice for the architecture it runs as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShimArches {
-    pub x86_64: bool,
-    pub arm64: bool,
-}
-
-impl ShimArches {
-    /// The universal shim agentfs ships.
-    pub const UNIVERSAL: ShimArches = ShimArches {
-        x86_64: true,
-        arm64: true,
-    };
-
-    /// The slices of the shim library `bytes`; the universal pair when they
-    /// are not Mach-O (a Linux build, where this rule does not apply).
-    pub fn of(bytes: &[u8]) -> ShimArches {
-        match parse(bytes) {
-            Ok(slices) => ShimArches {
-                x86_64: slices.iter().any(|s| s.arch == Arch::X86_64),
-                arm64: slices.iter().any(|s| s.arch == Arch::Arm64),
-            },
-            Err(_) => ShimArches::UNIVERSAL,
-        }
-    }
-
-    fn has(self, arch: Arch) -> bool {
-        match arch {
-            Arch::X86_64 => self.x86_64,
-            Arch::Arm64 => self.arm64,
-            _ => false,
-        }
-    }
-
-    fn names(self) -> String {
-        let names: Vec<&str> = [(self.x86_64, "x86_64"), (self.arm64, "arm64")]
-            .into_iter()
-            .filter_map(|(has, name)| has.then_some(name))
-            .collect();
-        names.join(" and ")
     }
 }
 
@@ -136,6 +82,15 @@ pub struct Slice {
     /// A `__RESTRICT` segment with a `__restrict` section.
     pub restrict_section: bool,
     pub signature: Option<Signature>,
+}
+
+/// A slice as the universal header (or a thin file's own header) lists it:
+/// the architecture the kernel chooses it by, and where its image lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceEntry {
+    pub arch: Arch,
+    offset: u64,
+    size: u64,
 }
 
 /// The parts of an embedded code signature the rules use.
@@ -153,133 +108,51 @@ pub enum MachError {
     Malformed(&'static str),
 }
 
-/// The reason from the file's location and flags, if SIP protects it.
-pub fn path_rule(real_path: &Path, file_flags: u32) -> Option<String> {
-    if file_flags & SF_RESTRICTED != 0 {
-        return Some(
-            "is protected by SIP (restricted file flag): macOS strips DYLD_INSERT_LIBRARIES".into(),
-        );
-    }
-    let text = real_path.to_string_lossy();
-    let dir = SIP_DIRS
-        .iter()
-        .find(|dir| text.starts_with(**dir) && !text.starts_with("/usr/local/"))?;
-    Some(format!(
-        "is under {dir}, which SIP protects: macOS strips DYLD_INSERT_LIBRARIES"
-    ))
-}
-
-/// The reason a shim with `shim` slices cannot go into this Mach-O file as
-/// run on `host`, or `None` when it can or when the file is not Mach-O at all.
-pub fn verdict(src: &(impl ReadAt + ?Sized), host: Arch, shim: ShimArches) -> Option<String> {
-    match parse(src) {
-        Ok(slices) => decide(&slices, host, shim),
-        Err(MachError::NotMachO) => None,
-        Err(MachError::Malformed(what)) => Some(format!(
-            "is a malformed Mach-O file ({what}); dyld cannot run it"
-        )),
-    }
-}
-
-/// The rules, on the parsed slices.
-pub fn decide(slices: &[Slice], host: Arch, shim: ShimArches) -> Option<String> {
-    let slice = match pick_slice(slices, host) {
-        Ok(slice) => slice,
-        Err(why) => return Some(why),
-    };
-    if !shim.has(slice.arch) {
-        return Some(format!(
-            "runs as {}, but this agentfs carries a shim for {} only: dyld would kill the process",
-            slice.arch.name(),
-            shim.names()
-        ));
-    }
-    if !slice.is_64 {
-        return Some("is a 32-bit Mach-O: macOS no longer runs it".into());
-    }
-    if slice.restrict_section {
-        return Some("has a __RESTRICT,__restrict section: dyld ignores DYLD_* for it".into());
-    }
-    let sig = slice.signature.as_ref()?;
-    signature_rule(sig)
-}
-
-fn signature_rule(sig: &Signature) -> Option<String> {
-    if sig.flags & CS_RESTRICT != 0 {
-        return Some("is signed with CS_RESTRICT: dyld ignores DYLD_* for it".into());
-    }
-    if sig.flags & CS_RUNTIME != 0 {
-        match sig.entitlements.bool(ALLOW_DYLD) {
-            Some(true) => {}
-            Some(false) => {
-                return Some(format!(
-                    "uses the hardened runtime with {ALLOW_DYLD} set to false: \
-                     dyld ignores DYLD_INSERT_LIBRARIES"
-                ))
-            }
-            None => {
-                return Some(format!(
-                    "uses the hardened runtime without the {ALLOW_DYLD} entitlement: \
-                     dyld ignores DYLD_INSERT_LIBRARIES"
-                ))
-            }
-        }
-    }
-    let validates = sig.flags & (CS_RUNTIME | CS_REQUIRE_LV) != 0;
-    if validates && sig.entitlements.bool(DISABLE_LV) != Some(true) {
-        return Some(format!(
-            "enforces library validation without {DISABLE_LV}: \
-             it would refuse the ad-hoc signed shim"
-        ));
-    }
-    None
-}
-
-/// The slice that runs on `host`. On Apple silicon a plain arm64 slice runs
-/// natively; failing that, x86_64 runs under Rosetta, where the shim's
-/// x86_64 slice loads. An arm64e-only file needs an arm64e library, which
-/// the shim is not: dyld would kill the process.
-fn pick_slice(slices: &[Slice], host: Arch) -> Result<&Slice, String> {
-    let order: &[Arch] = match host {
-        Arch::X86_64 => &[Arch::X86_64],
-        _ => &[Arch::Arm64, Arch::X86_64],
-    };
-    if let Some(slice) = order
-        .iter()
-        .find_map(|want| slices.iter().find(|s| s.arch == *want))
-    {
-        return Ok(slice);
-    }
-    let have: Vec<String> = slices.iter().map(|s| s.arch.name()).collect();
-    if slices.iter().any(|s| s.arch == Arch::Arm64e) && host != Arch::X86_64 {
-        return Err(format!(
-            "has only an arm64e slice ({}): the shim is arm64 and dyld would kill the process",
-            have.join(", ")
-        ));
-    }
-    Err(format!(
-        "has no slice the shim can load on {} (it has {}; the shim has x86_64 and arm64)",
-        host.name(),
-        have.join(", ")
-    ))
-}
-
-/// Every slice of a thin or universal file.
+/// Every slice of a thin or universal file, read; an error if any cannot be.
 pub fn parse(src: &(impl ReadAt + ?Sized)) -> Result<Vec<Slice>, MachError> {
+    slice_table(src)?
+        .iter()
+        .map(|entry| read_slice(src, entry))
+        .collect()
+}
+
+/// The slices a thin or universal file lists, without reading their images.
+pub fn slice_table(src: &(impl ReadAt + ?Sized)) -> Result<Vec<SliceEntry>, MachError> {
     let head = src.read_at(0, 8).ok_or(MachError::NotMachO)?;
     let be_magic = u32_at(&head, 0, false).ok_or(MachError::NotMachO)?;
     let le_magic = u32_at(&head, 0, true).ok_or(MachError::NotMachO)?;
     match (be_magic, le_magic) {
-        (FAT_MAGIC | FAT_MAGIC_64, _) => parse_fat(src, be_magic == FAT_MAGIC_64),
+        (FAT_MAGIC | FAT_MAGIC_64, _) => fat_table(src, be_magic == FAT_MAGIC_64),
         (_, MH_MAGIC_64 | MH_MAGIC) => {
-            parse_slice(&Window::new(src, 0, src.size()).ok_or(MachError::NotMachO)?)
-                .map(|s| vec![s])
+            let h = src
+                .read_at(0, 12)
+                .ok_or(MachError::Malformed("truncated header"))?;
+            let field = |at| u32_at(&h, at, true).unwrap_or(0);
+            Ok(vec![SliceEntry {
+                arch: Arch::from_cpu(field(4), field(8)),
+                offset: 0,
+                size: src.size(),
+            }])
         }
         _ => Err(MachError::NotMachO),
     }
 }
 
-fn parse_fat(src: &(impl ReadAt + ?Sized), wide: bool) -> Result<Vec<Slice>, MachError> {
+/// Reads the image of one slice `src` lists.
+pub fn read_slice(src: &(impl ReadAt + ?Sized), entry: &SliceEntry) -> Result<Slice, MachError> {
+    let window = Window::new(src, entry.offset, entry.size).ok_or(MachError::Malformed(
+        "a slice lies past the end of the file",
+    ))?;
+    let slice = parse_slice(&window)?;
+    if slice.arch != entry.arch {
+        return Err(MachError::Malformed(
+            "a slice's header disagrees with its arch",
+        ));
+    }
+    Ok(slice)
+}
+
+fn fat_table(src: &(impl ReadAt + ?Sized), wide: bool) -> Result<Vec<SliceEntry>, MachError> {
     let count = src
         .read_at(4, 4)
         .and_then(|b| u32_at(&b, 0, false))
@@ -291,10 +164,10 @@ fn parse_fat(src: &(impl ReadAt + ?Sized), wide: bool) -> Result<Vec<Slice>, Mac
     let table = src
         .read_at(8, entry * count as usize)
         .ok_or(MachError::Malformed("truncated universal header"))?;
-    let mut slices = Vec::new();
+    let mut entries = Vec::new();
     for arch in table.chunks_exact(entry) {
         let field = |at| u32_at(arch, at, false).map(u64::from);
-        let wide_field = |at| super::bytes::u64_at(arch, at, false);
+        let wide_field = |at| crate::bytes::u64_at(arch, at, false);
         let (offset, size) = if wide {
             (wide_field(8), wide_field(16))
         } else {
@@ -303,22 +176,21 @@ fn parse_fat(src: &(impl ReadAt + ?Sized), wide: bool) -> Result<Vec<Slice>, Mac
         let (Some(offset), Some(size)) = (offset, size) else {
             return Err(MachError::Malformed("truncated universal header"));
         };
-        let window = Window::new(src, offset, size).ok_or(MachError::Malformed(
-            "a slice lies past the end of the file",
-        ))?;
-        let slice = parse_slice(&window)?;
-        let declared = Arch::from_cpu(
-            u32_at(arch, 0, false).unwrap_or(0),
-            u32_at(arch, 4, false).unwrap_or(0),
-        );
-        if declared != slice.arch {
+        if offset.checked_add(size).is_none_or(|end| end > src.size()) {
             return Err(MachError::Malformed(
-                "a slice's header disagrees with its arch",
+                "a slice lies past the end of the file",
             ));
         }
-        slices.push(slice);
+        entries.push(SliceEntry {
+            arch: Arch::from_cpu(
+                u32_at(arch, 0, false).unwrap_or(0),
+                u32_at(arch, 4, false).unwrap_or(0),
+            ),
+            offset,
+            size,
+        });
     }
-    Ok(slices)
+    Ok(entries)
 }
 
 /// A byte range of a file (one slice), itself readable at offsets from 0.
@@ -386,7 +258,7 @@ fn parse_slice(src: &(impl ReadAt + ?Sized)) -> Result<Slice, MachError> {
             .filter(|_| size >= 8)
             .ok_or(MachError::Malformed("a load command overruns the table"))?;
         match cmd {
-            LC_SEGMENT_64 => slice.restrict_section |= is_restrict_segment(body),
+            LC_SEGMENT_64 => slice.restrict_section |= is_restrict_segment(body)?,
             LC_CODE_SIGNATURE => slice.signature = Some(read_signature(src, body)?),
             _ => {}
         }
@@ -400,17 +272,25 @@ fn fixed_name(raw: &[u8]) -> &[u8] {
 }
 
 /// Whether an `LC_SEGMENT_64` is `__RESTRICT` with a `__restrict` section.
-fn is_restrict_segment(seg: &[u8]) -> bool {
+/// The section count is checked against the command's size first, as the
+/// kernel does: a count of 0xffffffff must not mean four billion reads.
+fn is_restrict_segment(seg: &[u8]) -> Result<bool, MachError> {
     const HEADER: usize = 72;
     const SECTION: usize = 80;
-    if seg.get(8..24).map(fixed_name) != Some(b"__RESTRICT") {
-        return false;
-    }
     let nsects = u32_at(seg, 64, true).unwrap_or(0) as usize;
-    (0..nsects).any(|i| {
-        let start = HEADER + i * SECTION;
-        seg.get(start..start + 16).map(fixed_name) == Some(b"__restrict")
-    })
+    let sections = seg.get(HEADER..).unwrap_or_default();
+    if nsects > sections.len() / SECTION {
+        return Err(MachError::Malformed(
+            "a segment claims more sections than its load command holds",
+        ));
+    }
+    if seg.get(8..24).map(fixed_name) != Some(b"__RESTRICT") {
+        return Ok(false);
+    }
+    Ok(sections
+        .chunks_exact(SECTION)
+        .take(nsects)
+        .any(|section| fixed_name(&section[..16]) == b"__restrict"))
 }
 
 /// Reads the CodeDirectory flags and the entitlements from the SuperBlob an
@@ -472,11 +352,3 @@ fn read_entitlements(src: &(impl ReadAt + ?Sized), at: u64) -> Result<Entitlemen
         .ok_or(bad("truncated entitlements"))?;
     Ok(Entitlements::parse_xml(&xml))
 }
-
-#[cfg(test)]
-#[path = "macho_fixture.rs"]
-pub(crate) mod fixture;
-
-#[cfg(test)]
-#[path = "macho_tests.rs"]
-mod tests;

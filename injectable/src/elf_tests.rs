@@ -1,7 +1,7 @@
 //! ELF rules on real binaries compiled here with `cc`, plus hostile bytes.
 
 use super::*;
-use crate::injectable::{check_binary, check_in, FileSource, Platform, Verdict};
+use crate::{check_binary, check_in, FileSource, Platform, Verdict};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -116,7 +116,7 @@ fn env_python3_script_follows_path() {
     fs::write(&script, "#!/usr/bin/env python3\nprint(1)\n").unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let path = std::env::var_os("PATH");
-    let resolved = crate::injectable::script::resolve(&script, path.as_deref()).unwrap();
+    let resolved = crate::script::resolve(&script, path.as_deref()).unwrap();
     assert!(resolved.chain.len() >= 2, "{resolved:?}");
     let python = resolved.chain[1].file_name().unwrap().to_owned();
     assert_eq!(python, "python3");
