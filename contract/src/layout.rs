@@ -172,13 +172,6 @@ pub fn current_uid() -> u32 {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("agentfs-layout-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn home_prefers_agentfs_home_then_home() {
         let explicit = home_from(Some("/x/y".into()), Some("/h".into())).unwrap();
@@ -196,7 +189,8 @@ mod tests {
 
     #[test]
     fn ensure_creates_private_and_tightens_loose_mode() {
-        let dir = scratch("ensure").join("run");
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir = dir_tmp.path().to_path_buf().join("run");
         ensure_private_dir(&dir).unwrap();
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -206,7 +200,8 @@ mod tests {
 
     #[test]
     fn a_dir_others_can_write_to_is_refused_not_tightened() {
-        let dir = scratch("writable").join("home");
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir = dir_tmp.path().to_path_buf().join("home");
         fs::create_dir_all(&dir).unwrap();
         for mode in [0o777, 0o770, 0o702] {
             fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
@@ -221,7 +216,8 @@ mod tests {
 
     #[test]
     fn symlinked_run_dir_is_refused() {
-        let base = scratch("symlink");
+        let base_tmp = tempfile::tempdir().unwrap();
+        let base = base_tmp.path().to_path_buf();
         fs::create_dir_all(base.join("real")).unwrap();
         fs::set_permissions(base.join("real"), fs::Permissions::from_mode(0o700)).unwrap();
         std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
@@ -233,7 +229,8 @@ mod tests {
 
     #[test]
     fn a_file_is_not_a_run_dir() {
-        let base = scratch("file");
+        let base_tmp = tempfile::tempdir().unwrap();
+        let base = base_tmp.path().to_path_buf();
         fs::create_dir_all(&base).unwrap();
         fs::write(base.join("f"), b"x").unwrap();
         assert!(matches!(

@@ -12,13 +12,6 @@ const GO_LIKE_C: &str = "__attribute__((used, section(\".go.buildinfo\")))\n\
     static const char info[16] = \"\\xff Go buildinf:\";\n\
     int main(void) { return info[0] == 0; }\n";
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agentfs-elf-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Compiles `source` with `cc` and `flags` into `dir/name`.
 fn compile(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
     let src = dir.join(format!("{name}.c"));
@@ -44,7 +37,8 @@ fn reason(verdict: Verdict) -> String {
 
 #[test]
 fn dynamic_binary_is_injectable() {
-    let dir = scratch("dynamic");
+    let dir_tmp = tempfile::tempdir().unwrap();
+    let dir = dir_tmp.path().to_path_buf();
     let bin = compile(&dir, "dyn", SERVER_C, &[]);
     let facts = parse(&FileSource::open(&bin).unwrap()).unwrap();
     assert!(facts.interp.unwrap().contains("ld-linux"));
@@ -54,7 +48,8 @@ fn dynamic_binary_is_injectable() {
 
 #[test]
 fn static_binary_is_not() {
-    let dir = scratch("static");
+    let dir_tmp = tempfile::tempdir().unwrap();
+    let dir = dir_tmp.path().to_path_buf();
     let bin = compile(&dir, "static", SERVER_C, &["-static"]);
     let facts = parse(&FileSource::open(&bin).unwrap()).unwrap();
     assert_eq!(facts.interp, None);
@@ -65,14 +60,16 @@ fn static_binary_is_not() {
 
 #[test]
 fn static_pie_is_static_too() {
-    let dir = scratch("static-pie");
+    let dir_tmp = tempfile::tempdir().unwrap();
+    let dir = dir_tmp.path().to_path_buf();
     let bin = compile(&dir, "spie", SERVER_C, &["-static-pie", "-fPIE"]);
     assert!(reason(check_binary(&bin, Platform::Linux)).contains("statically linked"));
 }
 
 #[test]
 fn go_sections_mark_a_go_program() {
-    let dir = scratch("go");
+    let dir_tmp = tempfile::tempdir().unwrap();
+    let dir = dir_tmp.path().to_path_buf();
     let bin = compile(&dir, "golike", GO_LIKE_C, &[]);
     let facts = parse(&FileSource::open(&bin).unwrap()).unwrap();
     assert!(facts.go);
@@ -81,7 +78,8 @@ fn go_sections_mark_a_go_program() {
 
 #[test]
 fn setuid_and_setgid_copies_are_not() {
-    let dir = scratch("setuid");
+    let dir_tmp = tempfile::tempdir().unwrap();
+    let dir = dir_tmp.path().to_path_buf();
     let bin = compile(&dir, "plain", SERVER_C, &[]);
     for (mode, word) in [(0o4755, "setuid"), (0o2755, "setgid")] {
         fs::set_permissions(&bin, fs::Permissions::from_mode(mode)).unwrap();
@@ -93,7 +91,8 @@ fn setuid_and_setgid_copies_are_not() {
 
 #[test]
 fn env_shebang_chain_reaches_the_static_interpreter() {
-    let dir = scratch("chain");
+    let dir_tmp = tempfile::tempdir().unwrap();
+    let dir = dir_tmp.path().to_path_buf();
     let bin_dir = dir.join("bin");
     fs::create_dir_all(&bin_dir).unwrap();
     compile(&bin_dir, "staticpy", SERVER_C, &["-static"]);
@@ -111,7 +110,8 @@ fn env_shebang_chain_reaches_the_static_interpreter() {
 
 #[test]
 fn env_python3_script_follows_path() {
-    let dir = scratch("python");
+    let dir_tmp = tempfile::tempdir().unwrap();
+    let dir = dir_tmp.path().to_path_buf();
     let script = dir.join("serve.py");
     fs::write(&script, "#!/usr/bin/env python3\nprint(1)\n").unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
@@ -127,7 +127,8 @@ fn env_python3_script_follows_path() {
 
 #[test]
 fn hostile_bytes_never_panic() {
-    let dir = scratch("hostile");
+    let dir_tmp = tempfile::tempdir().unwrap();
+    let dir = dir_tmp.path().to_path_buf();
     let real = fs::read(compile(&dir, "real", SERVER_C, &[])).unwrap();
     assert_eq!(parse(&b""[..]), Err(ElfError::NotElf));
     assert_eq!(parse(&b"#!/bin/sh\n"[..]), Err(ElfError::NotElf));

@@ -244,8 +244,8 @@ fn sip_paths_and_flags() {
 
 #[test]
 fn macos_rules_on_fixture_files() {
-    let dir = std::env::temp_dir().join(format!("agentfs-macho-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let hardened = dir.join("hardened");
     std::fs::write(
         &hardened,

@@ -149,14 +149,6 @@ mod tests {
     use super::*;
     use std::fs;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("agentfs-script-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     fn write_exec(path: &Path, body: &str) {
         fs::write(path, body).unwrap();
         fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
@@ -188,7 +180,8 @@ mod tests {
 
     #[test]
     fn env_chain_resolves_through_path() {
-        let dir = scratch("chain");
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir = dir_tmp.path().to_path_buf();
         let bin = dir.join("bin");
         fs::create_dir_all(&bin).unwrap();
         // A fake interpreter found through PATH, itself a script for /bin/sh.
@@ -205,7 +198,8 @@ mod tests {
 
     #[test]
     fn bare_names_use_path_and_missing_ones_are_reported() {
-        let dir = scratch("path");
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir = dir_tmp.path().to_path_buf();
         write_exec(&dir.join("tool"), "#!/bin/sh\n");
         let found = resolve(Path::new("tool"), Some(dir.as_os_str())).unwrap();
         assert_eq!(found.chain[0], dir.join("tool"));
@@ -222,7 +216,8 @@ mod tests {
 
     #[test]
     fn interpreter_loops_stop() {
-        let dir = scratch("loop");
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir = dir_tmp.path().to_path_buf();
         let a = dir.join("a");
         write_exec(&a, &format!("#!{}\n", a.display()));
         assert!(matches!(resolve(&a, None), Err(Unresolved::TooDeep(_))));

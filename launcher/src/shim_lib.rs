@@ -83,15 +83,6 @@ mod tests {
         file_name: "libagentfs_shim.so",
     };
 
-    /// A fresh private home (0700) for one test.
-    fn private_home(name: &str) -> PathBuf {
-        let home =
-            std::env::temp_dir().join(format!("agentfs-shim-lib-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&home);
-        layout::ensure_private_dir(&home).unwrap();
-        home
-    }
-
     fn set_mode(path: &Path, mode: u32) {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     }
@@ -113,7 +104,9 @@ mod tests {
 
     #[test]
     fn an_installed_copy_of_ours_is_reused() {
-        let home = private_home("reuse");
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        layout::ensure_private_dir(&home).unwrap();
         let shim = SHIM.install(&home).unwrap();
         assert_fresh_and_ours(&shim);
         let first = inode(&shim);
@@ -135,7 +128,9 @@ mod tests {
 
     #[test]
     fn a_copy_in_a_directory_others_can_write_to_is_not_reused() {
-        let home = private_home("loose");
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        layout::ensure_private_dir(&home).unwrap();
         let shim = SHIM.install(&home).unwrap();
         let dir = shim.parent().unwrap();
         let planted = plant_beside(&shim);
@@ -160,7 +155,9 @@ mod tests {
 
     #[test]
     fn a_loose_file_and_a_symlinked_directory_are_replaced() {
-        let home = private_home("symlink");
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        layout::ensure_private_dir(&home).unwrap();
         let shim = SHIM.install(&home).unwrap();
         set_mode(&shim, 0o666);
         SHIM.install(&home).unwrap();
@@ -179,7 +176,9 @@ mod tests {
 
     #[test]
     fn a_home_others_can_write_to_is_refused_untouched() {
-        let home = private_home("home");
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        layout::ensure_private_dir(&home).unwrap();
         set_mode(&home, 0o777);
         let err = SHIM.install(&home).unwrap_err();
         let message = format!("{err:#}");

@@ -109,7 +109,8 @@ mod tests {
 
     #[test]
     fn the_real_interpreter_is_found_past_the_stand_ins() {
-        let base = std::env::temp_dir().join(format!("agentfs-stand-ins-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
         let (stand_ins, real_dir) = (base.join("stand-ins"), base.join("bin"));
         for dir in [&stand_ins, &real_dir] {
             std::fs::create_dir_all(dir).unwrap();
