@@ -234,6 +234,15 @@ mod tests {
         assert!(socket.exists());
         child.kill().unwrap();
         child.wait().unwrap();
+        // flock's shell child holds the lock for the moment between its fork
+        // and closing the descriptor (`-o`): freed by then, or soon after.
+        while is_held(&lock) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock outlived its holder"
+            );
+            std::thread::yield_now();
+        }
         assert!(remove_if_stale(&socket).unwrap());
         assert!(!socket.exists() && !lock.exists());
     }
