@@ -6,7 +6,9 @@
 
 use clap::{Parser, Subcommand};
 
-use agentfs_launcher::{bridge, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, wrap};
+use agentfs_launcher::{
+    bridge, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, unshim, wrap,
+};
 
 /// The shim library built by build.rs for this target, carried inside the binary.
 static SHIM: EmbeddedShim = EmbeddedShim {
@@ -49,6 +51,8 @@ fn main() {
     if let Some(interpreter) = stand_ins::invoked_as() {
         std::process::exit(stand_ins::run(&interpreter));
     }
+    // Started from inside a wrapped process: never run as part of it.
+    unshim::ensure();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Wrap(args) => wrap::run(args, &SHIM),

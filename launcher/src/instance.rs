@@ -1,7 +1,12 @@
-//! One instance: its names (the app from `--name`, package.json or the
-//! directory; the id from `--instance` or a short random id unused in the
-//! run directory), its private directories, and the environment a process
-//! of it gets.
+//! One instance: its names, its private directories, and the environment a
+//! process of it gets.
+//!
+//! The app name comes from `--name`, else package.json, else the directory.
+//! The instance id, which is also the stack a process belongs to (its
+//! `localhost`), comes from the first of: `--instance`; the instance of the
+//! wrapped process this one runs in (so a nested wrap joins its stack); the
+//! git work tree's branch (so every service started from one worktree lands
+//! in one stack); a short random id unused in the run directory.
 
 use std::collections::hash_map::RandomState;
 use std::ffi::OsString;
@@ -13,6 +18,8 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use agentfs_contract::{env, layout, liveness, naming, rundir};
 
+use crate::worktree;
+
 /// What a wrapped or bridged app runs as.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -20,8 +27,38 @@ pub struct Instance {
     pub run_dir: PathBuf,
     pub app: String,
     pub id: String,
+    /// Where `id` came from.
+    pub id_from: IdFrom,
     /// The primary socket's path.
     pub socket: PathBuf,
+}
+
+/// Where an instance id came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdFrom {
+    /// `--instance`.
+    Flag,
+    /// The wrapped process agentfs was started from (`AGENTFS_INSTANCE`).
+    Outer,
+    /// The git work tree (its branch, or its directory on a detached HEAD).
+    Git(worktree::Origin),
+    /// Made up, unused in the run directory.
+    Random,
+}
+
+impl IdFrom {
+    /// Why this id, in a few words for wrap's first line (`None`: asked for).
+    pub fn explain(&self) -> Option<String> {
+        match self {
+            IdFrom::Flag => None,
+            IdFrom::Outer => Some("the instance agentfs was started from".into()),
+            IdFrom::Git(worktree::Origin::Branch(branch)) => Some(format!("git branch {branch}")),
+            IdFrom::Git(worktree::Origin::WorkTree(dir)) => {
+                Some(format!("git work tree {}", dir.display()))
+            }
+            IdFrom::Random => Some("no --instance, not in a git work tree".into()),
+        }
+    }
 }
 
 impl Instance {
@@ -33,13 +70,15 @@ impl Instance {
         layout::ensure_private_dir(&run_dir)?;
         let cwd = std::env::current_dir().context("could not read the current directory")?;
         let app = app_name(name, &cwd)?;
-        let id = instance_id(id, &run_dir, &app)?;
+        let outer = std::env::var(env::INSTANCE).ok();
+        let (id, id_from) = instance_id(id, outer.as_deref(), &cwd, &run_dir, &app)?;
         let socket = naming::socket_path(&run_dir, &app, &id, None)?;
         Ok(Instance {
             home,
             run_dir,
             app,
             id,
+            id_from,
             socket,
         })
     }
@@ -104,18 +143,33 @@ fn package_json_name(dir: &Path) -> Option<String> {
 /// Length of generated instance ids: 36^6 is plenty for one app's instances.
 const GENERATED_ID_LEN: usize = 6;
 
-/// The instance id: `--instance`, else a random id no file in the run
-/// directory uses for this app.
-pub fn instance_id(explicit: Option<&str>, run_dir: &Path, app: &str) -> Result<String> {
+/// The instance id and where it came from (see the module doc): `explicit`
+/// (`--instance`), else `outer` (the enclosing instance's id, when it is a
+/// label), else the git work tree `dir` is in, else a random id no file in
+/// the run directory uses for this app.
+fn instance_id(
+    explicit: Option<&str>,
+    outer: Option<&str>,
+    dir: &Path,
+    run_dir: &Path,
+    app: &str,
+) -> Result<(String, IdFrom)> {
     if let Some(id) = explicit {
-        return naming::sanitize_label(id).ok_or_else(|| {
+        let id = naming::sanitize_label(id).ok_or_else(|| {
             anyhow!("--instance {id:?} has no letters or digits to make a host name from")
-        });
+        })?;
+        return Ok((id, IdFrom::Flag));
+    }
+    if let Some(outer) = outer.filter(|id| naming::is_label(id)) {
+        return Ok((outer.to_owned(), IdFrom::Outer));
+    }
+    if let Some((id, origin)) = worktree::default_instance(dir) {
+        return Ok((id, IdFrom::Git(origin)));
     }
     for _ in 0..100 {
         let id = random_id();
         if !in_use(run_dir, app, &id) {
-            return Ok(id);
+            return Ok((id, IdFrom::Random));
         }
     }
     bail!(
@@ -181,16 +235,20 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         for _ in 0..50 {
-            let id = instance_id(None, dir, "web").unwrap();
+            let (id, from) = instance_id(None, None, dir, dir, "web").unwrap();
+            assert_eq!(from, IdFrom::Random);
             assert_eq!(id.len(), GENERATED_ID_LEN);
             assert!(naming::is_label(&id) && id.as_bytes()[0].is_ascii_lowercase());
         }
         fs::write(naming::socket_path(dir, "web", "abc", None).unwrap(), b"").unwrap();
         assert!(in_use(dir, "web", "abc"));
         assert!(!in_use(dir, "web", "ab"));
+        let id = |explicit, outer| instance_id(explicit, outer, dir, dir, "web").unwrap();
         assert_eq!(
-            instance_id(Some("Feature/Login"), dir, "web").unwrap(),
-            "feature-login"
+            id(Some("Feature/Login"), Some("outer")),
+            ("feature-login".into(), IdFrom::Flag)
         );
+        assert_eq!(id(None, Some("outer")), ("outer".into(), IdFrom::Outer));
+        assert_eq!(id(None, Some("Not A Label")).1, IdFrom::Random);
     }
 }

@@ -8,6 +8,7 @@
 //! - [`router_cmd`]: `agentfs router`: run, start in the background, status, stop.
 //! - [`stand_ins`]: interpreter stand-ins that restore the preload variable after SIP strips it.
 //! - [`shim_lib`]: writes the embedded shim under `$AGENTFS_HOME/lib/`.
+//! - [`unshim`]: agentfs's own processes re-execute themselves without the shim.
 //!
 //! What they share:
 //! - `instance`: an instance's names, directories and environment.
@@ -15,6 +16,7 @@
 //! - `supervise`: signals, the process group, the exit code.
 //! - `announce`: one line per listener as it becomes routable.
 //! - `wrap_bridge`: wrap's fallback for programs the shim cannot enter.
+//! - `worktree`: the default instance id in a git work tree.
 //!
 //! Whether a program can take the shim is decided by the `agentfs-injectable` crate.
 #![forbid(unsafe_code)]
@@ -29,5 +31,7 @@ pub mod router_cmd;
 pub mod shim_lib;
 pub mod stand_ins;
 mod supervise;
+pub mod unshim;
+mod worktree;
 pub mod wrap;
 mod wrap_bridge;

@@ -12,11 +12,11 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use agentfs_contract::env;
+use agentfs_contract::{env, rundir};
 use agentfs_injectable::{self as injectable, Verdict};
 
 use crate::child::App;
-use crate::instance::Instance;
+use crate::instance::{IdFrom, Instance};
 use crate::shim_lib::{self, EmbeddedShim};
 use crate::{router_cmd, stand_ins, wrap_bridge};
 
@@ -32,7 +32,10 @@ pub struct WrapArgs {
     /// App name (a DNS label). Default: package.json's name, else the directory's name.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// Instance id (a DNS label). Default: a short random id unused in the run directory.
+    /// Instance id (a DNS label): the app's copy, and the stack it joins (the apps of one
+    /// instance see each other's ports on localhost). Default: the instance of the wrapped
+    /// process this runs in, else the git branch (or work tree, on a detached HEAD), else a
+    /// short random id.
     #[arg(long, value_name = "ID")]
     pub instance: Option<String>,
     /// Don't start the router (by default wrap starts one when none runs).
@@ -67,6 +70,7 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     } else {
         start_router(&instance.home)
     };
+    say_what_runs(&instance, &args.command);
     let program = &args.command[0];
     let verdict = if args.bridge {
         Verdict::NotInjectable {
@@ -94,16 +98,6 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
         env::PRELOAD,
         shim_lib::preload_value(&shim_path, std::env::var_os(env::PRELOAD)),
     );
-    eprintln!(
-        "agentfs: {}/{}: running {}",
-        instance.app,
-        instance.id,
-        args.command
-            .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -115,6 +109,36 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     });
     instance.remove_stale_files();
     code
+}
+
+/// One line: what runs as which instance, and why that instance when it
+/// was not asked for; a note when the same app already runs in it.
+fn say_what_runs(instance: &Instance, command: &[OsString]) {
+    let command: Vec<_> = command.iter().map(|a| a.to_string_lossy()).collect();
+    let why = instance
+        .id_from
+        .explain()
+        .map_or_else(String::new, |why| format!(" (instance from {why})"));
+    eprintln!(
+        "agentfs: {}/{}: running {}{why}",
+        instance.app,
+        instance.id,
+        command.join(" ")
+    );
+    if instance.id_from == IdFrom::Flag {
+        return;
+    }
+    let scan = rundir::scan(&instance.run_dir).unwrap_or_default();
+    let running = scan
+        .of_instance(&instance.app, &instance.id)
+        .find(|e| e.is_live());
+    if let Some(running) = running {
+        eprintln!(
+            "agentfs: note: {}/{} already runs (pid {}, port {}); a second copy asking for the \
+             same port fails as it would on one machine: give it --instance NAME to run beside it",
+            instance.app, instance.id, running.sidecar.pid, running.sidecar.port
+        );
+    }
 }
 
 /// Starts the router unless one runs, and returns its port. A router that

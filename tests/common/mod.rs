@@ -71,11 +71,15 @@ impl TestHome {
     /// closed, output piped.
     pub fn agentfs(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(agentfs_bin());
+        // Whatever instance the test itself may run in is not the test's.
+        for var in agentfs_contract::env::INSTANCE_VARS
+            .iter()
+            .chain(&[agentfs_contract::env::PRELOAD, "AGENTFS_ROUTER_PORT"])
+        {
+            cmd.env_remove(var);
+        }
         cmd.args(args)
             .env("AGENTFS_HOME", &self.dir)
-            .env_remove("AGENTFS_LOG")
-            .env_remove("AGENTFS_ROUTER_PORT")
-            .env_remove("LD_PRELOAD")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -1,0 +1,111 @@
+//! The default instance id inside a git work tree: its checked-out branch
+//! (or, on a detached HEAD, the work tree's directory name), made a DNS label.
+//!
+//! So every service started from one work tree without `--instance` lands in
+//! one instance, one stack, and each worktree of a repository gets its own
+//! (git checks a branch out in one work tree at a time). Read from the files
+//! git keeps (`.git/HEAD`, or the `gitdir:` a linked worktree's `.git` file
+//! names), so no `git` program is needed.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use agentfs_contract::naming;
+
+/// A `HEAD` or `.git` file is a line; anything longer is not git's.
+const MAX_GIT_FILE: u64 = 4096;
+
+/// Where an instance id came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The checked-out branch, as git names it.
+    Branch(String),
+    /// The work tree's directory (a detached HEAD).
+    WorkTree(PathBuf),
+}
+
+/// The default instance id for `dir` when it is inside a git work tree.
+pub fn default_instance(dir: &Path) -> Option<(String, Origin)> {
+    let (git_dir, work_tree) = find_git_dir(dir)?;
+    let head = read_small(&git_dir.join("HEAD"))?;
+    let origin = match head.trim().strip_prefix("ref: refs/heads/") {
+        Some(branch) => Origin::Branch(branch.to_owned()),
+        None => Origin::WorkTree(work_tree),
+    };
+    let raw = match &origin {
+        Origin::Branch(branch) => branch.clone(),
+        Origin::WorkTree(dir) => dir.file_name()?.to_string_lossy().into_owned(),
+    };
+    Some((naming::sanitize_label(&raw)?, origin))
+}
+
+/// The git directory of the work tree `dir` is in, and the work tree's root.
+fn find_git_dir(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    dir.ancestors().find_map(|root| {
+        let dot_git = root.join(".git");
+        let meta = fs::metadata(&dot_git).ok()?;
+        if meta.is_dir() {
+            return Some((dot_git, root.to_owned()));
+        }
+        // A linked worktree (or a submodule): `gitdir: PATH`.
+        let pointer = read_small(&dot_git)?;
+        let target = pointer.trim().strip_prefix("gitdir:")?.trim();
+        Some((root.join(target), root.to_owned()))
+    })
+}
+
+fn read_small(path: &Path) -> Option<String> {
+    let mut text = String::new();
+    fs::File::open(path)
+        .ok()?
+        .take(MAX_GIT_FILE)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branches_worktrees_and_detached_heads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("shop");
+        let sub = repo.join("packages/web");
+        fs::create_dir_all(repo.join(".git/worktrees/login")).unwrap();
+        fs::create_dir_all(&sub).unwrap();
+        fs::write(
+            repo.join(".git/HEAD"),
+            "ref: refs/heads/feature/Login_Page\n",
+        )
+        .unwrap();
+        assert_eq!(
+            default_instance(&sub),
+            Some((
+                "feature-login-page".into(),
+                Origin::Branch("feature/Login_Page".into())
+            ))
+        );
+        // A linked worktree elsewhere, on a detached HEAD.
+        let linked = tmp.path().join("shop-login");
+        fs::create_dir_all(&linked).unwrap();
+        let git_dir = repo.join(".git/worktrees/login");
+        fs::write(
+            linked.join(".git"),
+            format!("gitdir: {}\n", git_dir.display()),
+        )
+        .unwrap();
+        fs::write(
+            git_dir.join("HEAD"),
+            "0123456789abcdef0123456789abcdef01234567\n",
+        )
+        .unwrap();
+        assert_eq!(
+            default_instance(&linked),
+            Some(("shop-login".into(), Origin::WorkTree(linked.clone())))
+        );
+        assert_eq!(default_instance(tmp.path()), None);
+    }
+}
