@@ -101,3 +101,42 @@ fn a_router_started_from_inside_a_wrapped_app_stays_on_tcp() {
         home.run_dir_files()
     );
 }
+
+#[test]
+fn every_flag_reaches_a_router_started_in_the_background() {
+    let home = Home::new();
+    let _stop = StopOnDrop(&home);
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, other) = (free(), free());
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_agentfs"))
+            .args(args)
+            .env("AGENTFS_HOME", &home.dir)
+            .env_remove("AGENTFS_ROUTER_PORT")
+            .output()
+            .unwrap()
+    };
+    let port_arg = port.to_string();
+    let started = run(&["router", "--port", &port_arg, "--listen", "127.0.0.1"]);
+    assert!(started.status.success(), "{started:?}");
+    let answer = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { get(port, "agentfs.localhost", "/health").await });
+    assert_eq!(answer.json()["data"]["port"], port);
+    // --listen 127.0.0.1 only: not on ::1.
+    assert!(std::net::TcpStream::connect(("::1", port)).is_err());
+    // Asking for another port while it runs says so, rather than "taken".
+    let again = run(&["router", "--port", &other.to_string()]);
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains("already runs") && said.contains(&port_arg),
+        "{said}"
+    );
+}

@@ -16,6 +16,7 @@
 //! - `supervise`: signals, the process group, the exit code.
 //! - `announce`: one line per listener as it becomes routable.
 //! - `wrap_bridge`: wrap's fallback for programs the shim cannot enter.
+//! - `router_log`: the router's log, bounded for a background router.
 //! - `worktree`: the default instance id in a git work tree.
 //!
 //! Whether a program can take the shim is decided by the `agentfs-injectable` crate.
@@ -28,6 +29,7 @@ mod instance;
 pub mod ps;
 pub mod route;
 pub mod router_cmd;
+mod router_log;
 pub mod shim_lib;
 pub mod stand_ins;
 mod supervise;

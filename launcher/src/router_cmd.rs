@@ -8,10 +8,7 @@
 //! the other commands find it and learn its port. A background router writes
 //! to `router.log`.
 
-use std::fs;
-use std::io::IsTerminal;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +18,8 @@ use agentfs_contract::env::{self, DEFAULT_ROUTER_PORT};
 use agentfs_contract::{layout, liveness};
 use agentfs_router::{client, listen, Config, Listeners};
 use anyhow::{bail, Context, Result};
+
+use crate::router_log;
 use serde_json::Value;
 
 /// How long a router may take to answer after being started.
@@ -31,17 +30,15 @@ const STOP_DEADLINE: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Gap between two checks of a condition being waited on.
 const POLL_GAP: Duration = Duration::from_millis(20);
-/// A background router's log is started afresh when it grew past this.
-const MAX_LOG: u64 = 10 * 1024 * 1024;
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct RouterArgs {
     #[command(subcommand)]
     pub action: Option<RouterAction>,
-    /// HTTP port to serve `*.localhost` on.
-    #[arg(long, env = env::ROUTER_PORT, default_value_t = DEFAULT_ROUTER_PORT)]
-    pub port: u16,
+    /// HTTP port to serve `*.localhost` on [default: 7380].
+    #[arg(long, env = env::ROUTER_PORT)]
+    pub port: Option<u16>,
     /// Run in this terminal instead of in the background.
     #[arg(long)]
     pub foreground: bool,
@@ -49,6 +46,36 @@ pub struct RouterArgs {
     /// ADDR can then reach your apps.
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<IpAddr>,
+    /// Where a background router logs (set by the one who starts it).
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub log_file: Option<std::path::PathBuf>,
+}
+
+/// How a router is to be started: what `agentfs router` was given, or the
+/// defaults when `wrap` starts one.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Launch {
+    /// `None`: `AGENTFS_ROUTER_PORT`, else the default port.
+    pub port: Option<u16>,
+    pub listen: Vec<IpAddr>,
+}
+
+impl Launch {
+    /// The port asked for, else `AGENTFS_ROUTER_PORT`, else the default.
+    fn port(&self) -> u16 {
+        self.port
+            .or_else(|| std::env::var(env::ROUTER_PORT).ok()?.parse().ok())
+            .unwrap_or(DEFAULT_ROUTER_PORT)
+    }
+
+    /// The flags that make a router started elsewhere this one.
+    fn flags(&self) -> Vec<String> {
+        let mut flags = vec!["--port".to_owned(), self.port().to_string()];
+        for addr in &self.listen {
+            flags.extend(["--listen".to_owned(), addr.to_string()]);
+        }
+        flags
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -70,12 +97,26 @@ pub(crate) struct RouterInfo {
 
 pub fn run(args: RouterArgs) -> Result<i32> {
     let home = layout::home_from_env()?;
+    let launch = Launch {
+        port: args.port,
+        listen: args.listen,
+    };
     match args.action {
         Some(RouterAction::Status) => status(&home),
         Some(RouterAction::Stop) => stop(&home),
-        None if args.foreground => run_foreground(&home, args.port, &args.listen),
+        None if args.foreground => run_foreground(&home, &launch, args.log_file.as_deref()),
         None => {
-            let info = ensure_running(&home)?;
+            let info = ensure_running(&home, &launch)?;
+            // Port 0 asks for any free port.
+            if let Some(asked) = launch.port.filter(|p| *p != 0 && *p != info.port) {
+                bail!(
+                    "a router already runs for {} on port {} (pid {}), not on {asked}: \
+                     stop it first with `agentfs router stop`",
+                    home.display(),
+                    info.port,
+                    info.pid
+                );
+            }
             let verb = if info.started {
                 "started"
             } else {
@@ -101,10 +142,10 @@ pub(crate) fn running(home: &Path) -> Option<RouterInfo> {
     })
 }
 
-/// Returns the router of `home`, starting one in the background if none runs:
-/// `agentfs router --foreground` re-executed in its own session, logging to
-/// `router.log`, waited for until its control socket answers.
-pub(crate) fn ensure_running(home: &Path) -> Result<RouterInfo> {
+/// Returns the router of `home`, starting one in the background as `launch`
+/// says if none runs: `agentfs router --foreground` re-executed in its own
+/// session, logging to `router.log`, waited for until its control socket answers.
+pub(crate) fn ensure_running(home: &Path, launch: &Launch) -> Result<RouterInfo> {
     if let Some(info) = running(home) {
         return Ok(info);
     }
@@ -114,22 +155,16 @@ pub(crate) fn ensure_running(home: &Path) -> Result<RouterInfo> {
     let child = if liveness::is_held(&layout::router_lock(home)) {
         None
     } else {
-        Some(spawn_background(home)?)
+        Some(spawn_background(home, launch)?)
     };
     let info = wait_until_running(home, child)?;
     Ok(info)
 }
 
-fn spawn_background(home: &Path) -> Result<Child> {
+fn spawn_background(home: &Path, launch: &Launch) -> Result<Child> {
     let log_path = layout::router_log(home);
-    let mut options = fs::OpenOptions::new();
-    options.create(true).append(true).mode(0o600);
-    if fs::metadata(&log_path).is_ok_and(|m| m.len() > MAX_LOG) {
-        options.append(false).truncate(true).write(true);
-    }
-    let log = options
-        .open(&log_path)
-        .with_context(|| format!("could not open {}", log_path.display()))?;
+    // What the router itself writes before its logging starts, and panics.
+    let log = router_log::open_append(&log_path)?;
     let exe = std::env::current_exe().context("could not find the agentfs executable")?;
     let mut command = Command::new(exe);
     // Started from inside a wrapped app, agentfs carries that instance's
@@ -138,7 +173,9 @@ fn spawn_background(home: &Path) -> Result<Child> {
         command.env_remove(var);
     }
     let child = command
-        .args(["router", "--foreground"])
+        .args(["router", "--foreground", "--log-file"])
+        .arg(&log_path)
+        .args(launch.flags())
         .env(env::HOME, home)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -182,8 +219,9 @@ fn wait_until_running(home: &Path, mut child: Option<Child>) -> Result<RouterInf
     }
 }
 
-fn run_foreground(home: &Path, port: u16, listen_on: &[IpAddr]) -> Result<i32> {
-    init_tracing();
+fn run_foreground(home: &Path, launch: &Launch, log_file: Option<&Path>) -> Result<i32> {
+    router_log::init(log_file)?;
+    let (port, listen_on) = (launch.port(), &launch.listen);
     layout::ensure_private_dir(home)?;
     let lock_path = layout::router_lock(home);
     let Some(_lock) = liveness::try_acquire(&lock_path)
@@ -240,16 +278,6 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 fn status(home: &Path) -> Result<i32> {

@@ -144,7 +144,7 @@ fn say_what_runs(instance: &Instance, command: &[OsString]) {
 /// Starts the router unless one runs, and returns its port. A router that
 /// cannot start is not fatal: the app still runs and answers on its socket.
 fn start_router(home: &Path) -> Option<u16> {
-    match router_cmd::ensure_running(home) {
+    match router_cmd::ensure_running(home, &router_cmd::Launch::default()) {
         Ok(info) => Some(info.port),
         Err(e) => {
             eprintln!("agentfs: the router could not start ({e:#}); the app runs without URLs");
