@@ -7,7 +7,7 @@
 use clap::{Parser, Subcommand};
 
 use agentfs_launcher::{
-    bridge, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, unshim, wrap,
+    bridge, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, unshim, watchdog, wrap,
 };
 
 /// The shim library built by build.rs for this target, carried inside the binary.
@@ -43,6 +43,9 @@ enum Command {
     Route(route::RouteArgs),
     /// Route APP.localhost to the running instances (background unless --foreground).
     Router(router_cmd::RouterArgs),
+    /// Ends an app whose wrap was killed (started by wrap itself).
+    #[command(hide = true)]
+    Watchdog,
     // New subcommands: one variant here and one arm in `main` below.
 }
 
@@ -60,6 +63,7 @@ fn main() {
         Command::Ps(args) => ps::run(args),
         Command::Route(args) => route::run(args),
         Command::Router(args) => router_cmd::run(args),
+        Command::Watchdog => Ok(watchdog::run()),
     };
     match result {
         Ok(code) => std::process::exit(code),

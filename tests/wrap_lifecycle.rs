@@ -269,3 +269,23 @@ fn an_error_and_its_cause_are_printed_once() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
 }
+
+#[test]
+fn an_app_whose_wrap_is_killed_goes_too() {
+    let home = TestHome::new();
+    let mut wrap = home.wrap(
+        "orphan",
+        "a",
+        &Fixture::PythonProbe.command(&["--port", "8123"]),
+    );
+    let car = home.wait_sidecar("orphan", "a", Some(8123));
+    assert!(process_alive(car.pid));
+    wrap.signal(libc::SIGKILL);
+    wrap.wait_exit();
+    // The watchdog wrap left behind ends the app's process group; the shim
+    // in it removes its files on the way out.
+    wait_for("the app to end with its wrap", || {
+        (!process_alive(car.pid)).then_some(())
+    });
+    wait_for("its files to go", || (!car.socket.exists()).then_some(()));
+}

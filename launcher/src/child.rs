@@ -4,7 +4,8 @@
 //! process group of its own unless a terminal is ours to share (then it
 //! reads the keyboard and gets Ctrl-C from the terminal itself), with its
 //! listeners announced as they appear, and supervised until its process
-//! tree is gone ([`supervise`](crate::supervise)).
+//! tree is gone ([`supervise`](crate::supervise)). A [`Watchdog`] ends it if
+//! wrap itself is killed first.
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
@@ -14,12 +15,14 @@ use anyhow::Result;
 use crate::announce::Announcer;
 use crate::instance::Instance;
 use crate::supervise;
+use crate::watchdog::Watchdog;
 
 /// A running app.
 pub struct App {
     child: tokio::process::Child,
     interactive: bool,
     announcer: Announcer,
+    watchdog: Watchdog,
 }
 
 impl App {
@@ -38,14 +41,24 @@ impl App {
         }
         // Watching starts before the child does, so no listener is missed.
         let announcer = Announcer::start(instance, router_port)?;
+        let mut watchdog = Watchdog::start()?;
         let program = command.as_std().get_program().to_owned();
         Ok(match command.spawn() {
-            Ok(child) => Ok(App {
-                child,
-                interactive,
-                announcer,
-            }),
-            Err(err) => Err(spawn_failure(&program, &err)),
+            Ok(child) => {
+                if let Some(pid) = child.id() {
+                    watchdog.watch(pid, !interactive);
+                }
+                Ok(App {
+                    child,
+                    interactive,
+                    announcer,
+                    watchdog,
+                })
+            }
+            Err(err) => {
+                watchdog.release();
+                Err(spawn_failure(&program, &err))
+            }
         })
     }
 
@@ -56,7 +69,9 @@ impl App {
     /// Waits for the app (and, when it leads its own group, the rest of
     /// the group), forwarding signals; returns the code to exit with.
     pub async fn wait(self) -> Result<i32> {
-        supervise::until_exit(self.child, self.interactive, self.announcer).await
+        let code = supervise::until_exit(self.child, self.interactive, self.announcer).await;
+        self.watchdog.release();
+        code
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`stand_ins`]: interpreter stand-ins that restore the preload variable after SIP strips it.
 //! - [`shim_lib`]: writes the embedded shim under `$AGENTFS_HOME/lib/`.
 //! - [`unshim`]: agentfs's own processes re-execute themselves without the shim.
+//! - [`watchdog`]: `agentfs watchdog`, which ends the app when its wrap was killed.
 //!
 //! What they share:
 //! - `instance`: an instance's names, directories and environment.
@@ -34,6 +35,7 @@ pub mod shim_lib;
 pub mod stand_ins;
 mod supervise;
 pub mod unshim;
+pub mod watchdog;
 mod worktree;
 pub mod wrap;
 mod wrap_bridge;
