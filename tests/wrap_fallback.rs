@@ -30,6 +30,13 @@ fn children_named(parent: u32, comm: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The primary sidecar of `app`/one once it says the app listens.
+fn primary_listening(home: &Home, app: &str) -> serde_json::Value {
+    wait_for("the bridge to find the app listening", || {
+        Some(home.wait_sidecar_json(app, "one", None)).filter(|car| car["listening"] == true)
+    })
+}
+
 #[test]
 fn wrap_bridge_finds_a_server_that_ignores_port() {
     let home = Home::new();
@@ -42,16 +49,22 @@ fn wrap_bridge_finds_a_server_that_ignores_port() {
     );
     let car = home.wait_sidecar_json("ign", "one", None);
     assert_eq!(car["kind"], "bridge");
-    let given_port = car["port"].as_u64().unwrap() as u16;
-    assert_ne!(given_port, own_port);
-    // The primary socket ends up at the port the app chose itself...
-    assert_c_server_on(&home.socket("ign", "one", None), own_port);
-    let car = home.wait_sidecar_json("ign", "one", None);
+    // The primary socket ends up at the port the app chose itself, and
+    // says it listens only then: the PORT it was given is never announced.
+    let car = primary_listening(&home, "ign");
     assert_eq!(car["target"], format!("127.0.0.1:{own_port}"));
-    // ...and that port has a socket of its own too.
-    let secondary = home.wait_sidecar_json("ign", "one", Some(own_port));
-    assert_eq!(secondary["primary"], false);
-    assert_c_server_on(&home.socket("ign", "one", Some(own_port)), own_port);
+    assert_c_server_on(&home.socket("ign", "one", None), own_port);
+    wrap.wait_stderr("ign/one ignores PORT=");
+    assert!(
+        !wrap
+            .stderr()
+            .iter()
+            .any(|l| l.contains("listening on 127.0.0.1:") && !l.contains(&own_port.to_string())),
+        "announced a port nothing listens on: {:?}",
+        wrap.stderr()
+    );
+    // One listener, one entry: no second socket for the same port.
+    assert_eq!(home.sidecars().len(), 1, "{:?}", home.sidecars());
 
     let pids = wait_for("the server process", || {
         Some(children_named(wrap.child.id(), "server-static")).filter(|p| !p.is_empty())
@@ -153,8 +166,9 @@ fn the_router_wrap_starts_is_never_bridged_as_the_apps_port() {
     command.env("AGENTFS_ROUTER_PORT", router_port.to_string());
     let wrapped = Running::spawn(command);
     // Both ports of the tree are found in one look at /proc: once the app's
-    // own port has its socket, a bridged router port would have one too.
-    home.wait_sidecar_json("rt", "one", Some(own_port));
+    // own port has the instance's socket, a bridged router port would have one too.
+    let car = primary_listening(&home, "rt");
+    assert_eq!(car["target"], format!("127.0.0.1:{own_port}"));
     let files = all_files(&home.run_dir());
     assert!(
         !files.iter().any(|f| f.contains(&router_port.to_string())),

@@ -68,6 +68,8 @@ pub fn run(args: BridgeArgs) -> Result<i32> {
         address: args.host.clone(),
         port: args.port,
         primary: true,
+        // The user says the app listens there; the router says when not yet.
+        listening: true,
         argv,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -89,7 +91,7 @@ pub fn run(args: BridgeArgs) -> Result<i32> {
         let serving = tokio::spawn(bridge.serve(async {
             let _ = stopped.await;
         }));
-        let code = match App::spawn(&instance, command(&args.command, args.port)?, None)? {
+        let code = match App::spawn(&instance, command(&args.command, args.port)?, None, false)? {
             Ok(app) => app.wait().await,
             Err(code) => Ok(code),
         };

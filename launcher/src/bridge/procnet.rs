@@ -1,12 +1,17 @@
 //! Which TCP ports a process tree listens on, read from Linux's `/proc`.
 //!
-//! For apps that ignore `PORT`: the tree is every process whose `ppid` chain
-//! reaches the root (from `/proc/*/stat`); its sockets are the
-//! `socket:[inode]` links in `/proc/PID/fd`; the listening ones are the rows
-//! of `/proc/PID/net/tcp{,6}` in state `0A` with one of those inodes. Where
-//! there is no `/proc` (macOS) the answer is simply empty.
+//! For apps that ignore `PORT`, and for servers that escaped the shim: the
+//! tree is every process whose `ppid` chain reaches the root (from
+//! `/proc/*/stat`); its sockets are the `socket:[inode]` links in
+//! `/proc/PID/fd`; the listening ones are the rows of
+//! `/proc/PID/net/tcp{,6}` in state `0A` with one of those inodes. A
+//! listener is *shared* when a socket outside the tree listens on the same
+//! port where connections could reach either (same address, or a wildcard):
+//! `SO_REUSEPORT` lets a second copy of a server bind the same port, and the
+//! kernel then spreads connections over both. Where there is no `/proc`
+//! (macOS) the answer is simply empty.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -14,34 +19,65 @@ use std::path::Path;
 /// `TCP_LISTEN` in the `st` column of `/proc/net/tcp`.
 const TCP_LISTEN: &str = "0A";
 
-/// The listening TCP addresses of `root_pid` and all its descendants,
-/// sorted, as the sockets are bound (`0.0.0.0:8080`, `[::]:8080`, ...).
-pub fn listening_tcp_ports(root_pid: u32) -> Vec<SocketAddr> {
-    listening_in(Path::new("/proc"), root_pid)
+/// A TCP socket that a process of the tree listens on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeListener {
+    /// As bound: `0.0.0.0:8080`, `[::]:8080`, ...
+    pub addr: SocketAddr,
+    /// A process of the tree that holds it.
+    pub pid: u32,
+    /// Another socket, outside the tree, listens where connections could reach either.
+    pub shared: bool,
 }
 
-/// [`listening_tcp_ports`] under another procfs mount.
-pub fn listening_in(proc_root: &Path, root_pid: u32) -> Vec<SocketAddr> {
-    let tree = process_tree(proc_root, root_pid);
-    let inodes: HashSet<u64> = tree
-        .iter()
-        .flat_map(|pid| socket_inodes(proc_root, *pid))
+/// The listening TCP sockets of `root_pid` and all its descendants, sorted
+/// by address (one entry per address).
+pub fn tree_listeners(root_pid: u32) -> Vec<TreeListener> {
+    listeners_in(Path::new("/proc"), root_pid)
+}
+
+/// [`tree_listeners`] under another procfs mount.
+pub fn listeners_in(proc_root: &Path, root_pid: u32) -> Vec<TreeListener> {
+    let owners: HashMap<u64, u32> = process_tree(proc_root, root_pid)
+        .into_iter()
+        .flat_map(|pid| {
+            socket_inodes(proc_root, pid)
+                .into_iter()
+                .map(move |i| (i, pid))
+        })
         .collect();
-    if inodes.is_empty() {
+    if owners.is_empty() {
         return Vec::new();
     }
-    let mut found: Vec<SocketAddr> = ["tcp", "tcp6"]
+    let all: Vec<(SocketAddr, u64)> = ["tcp", "tcp6"]
         .iter()
         .filter_map(|table| {
             fs::read_to_string(proc_root.join(format!("{root_pid}/net/{table}"))).ok()
         })
         .flat_map(|text| parse_listeners(&text))
-        .filter(|(_, inode)| inodes.contains(inode))
-        .map(|(addr, _)| addr)
         .collect();
-    found.sort();
-    found.dedup();
+    let mut found: Vec<TreeListener> = all
+        .iter()
+        .filter_map(|(addr, inode)| {
+            let pid = *owners.get(inode)?;
+            let shared = all
+                .iter()
+                .any(|(other, i)| !owners.contains_key(i) && overlap(addr, other));
+            Some(TreeListener {
+                addr: *addr,
+                pid,
+                shared,
+            })
+        })
+        .collect();
+    found.sort_by_key(|l| l.addr);
+    found.dedup_by_key(|l| l.addr);
     found
+}
+
+/// Whether connections to one listening address could reach the other.
+fn overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 /// Where to connect to reach a listener: its own address, or loopback for a

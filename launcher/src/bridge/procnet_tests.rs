@@ -50,7 +50,45 @@ fn wildcards_connect_to_loopback() {
 fn finds_our_own_listener() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    assert!(listening_tcp_ports(std::process::id()).contains(&addr));
+    let found = tree_listeners(std::process::id());
+    let ours = found.iter().find(|l| l.addr == addr).expect("our listener");
+    assert_eq!(ours.pid, std::process::id());
+    assert!(!ours.shared);
+}
+
+#[test]
+fn a_port_a_stranger_also_listens_on_is_shared() {
+    // Two unrelated processes on one port, as SO_REUSEPORT allows: seen from
+    // the first one's tree, the second is a stranger.
+    let script = "import socket,sys\n\
+        s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n\
+        s.bind(('127.0.0.1',int(sys.argv[1]))); s.listen()\n\
+        print('ok', flush=True); sys.stdin.read()";
+    let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let spawn = || {
+        let mut child = Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ok");
+        child
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    let seen = tree_listeners(a.id());
+    for child in [&mut a, &mut b] {
+        child.stdin.take();
+        child.wait().unwrap();
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].shared, "{seen:?}");
 }
 
 #[test]
@@ -70,10 +108,10 @@ fn finds_a_grandchilds_listener_and_not_a_strangers() {
         .read_line(&mut line)
         .unwrap();
     let port: u16 = line.trim().parse().unwrap();
-    let found = listening_tcp_ports(tree.id());
+    let found: Vec<SocketAddr> = tree_listeners(tree.id()).iter().map(|l| l.addr).collect();
     let stranger = TcpListener::bind("127.0.0.1:0").unwrap();
     let stranger_port = stranger.local_addr().unwrap().port();
-    let found_after = listening_tcp_ports(tree.id());
+    let found_after: Vec<SocketAddr> = tree_listeners(tree.id()).iter().map(|l| l.addr).collect();
     tree.stdin.take().unwrap().write_all(b"").unwrap();
     tree.wait().unwrap();
     assert!(
@@ -81,5 +119,5 @@ fn finds_a_grandchilds_listener_and_not_a_strangers() {
         "port {port} not in {found:?}"
     );
     assert!(!found_after.iter().any(|a| a.port() == stranger_port));
-    assert_eq!(listening_tcp_ports(u32::MAX), Vec::<SocketAddr>::new());
+    assert!(tree_listeners(u32::MAX).is_empty());
 }

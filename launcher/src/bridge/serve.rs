@@ -42,6 +42,9 @@ pub struct Endpoint {
     pub port: u16,
     /// The instance's first listener: `{app}_{instance}.sock`.
     pub primary: bool,
+    /// Whether the app is known to listen at the target yet (a bridge that
+    /// is not is neither announced nor routed until [`TargetHandle::set`]).
+    pub listening: bool,
     /// The command line recorded in the sidecar.
     pub argv: Vec<String>,
 }
@@ -75,9 +78,28 @@ impl TargetHandle {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], car.port)))
     }
 
-    /// Points new connections at `target` and rewrites the sidecar.
+    /// Where new connections go: nowhere while the app is not known to
+    /// listen at the target (they are refused, as the router expects).
+    fn current(&self) -> Option<SocketAddr> {
+        let listening = self.lock().listening;
+        listening.then(|| self.get())
+    }
+
+    /// Stops forwarding (the target cannot be told apart from another
+    /// process's any more) and says so in the sidecar.
+    pub fn unset(&self) -> Result<()> {
+        let mut car = self.lock();
+        car.listening = false;
+        let path = naming::sidecar_path(&car.socket);
+        car.write_atomic(&path)
+            .with_context(|| format!("could not rewrite {}", path.display()))
+    }
+
+    /// Points new connections at `target`, where the app listens, and
+    /// rewrites the sidecar (which now says it listens).
     pub fn set(&self, target: SocketAddr) -> Result<()> {
         let mut car = self.lock();
+        car.listening = true;
         car.target = Some(target.to_string());
         car.port = target.port();
         car.address = target.ip().to_string();
@@ -144,9 +166,14 @@ impl BoundBridge {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 accepted = self.listener.accept() => match accepted {
-                    Ok((client, _)) => {
-                        tokio::spawn(forward(client, self.target.get()));
-                    }
+                    Ok((client, _)) => match self.target.current() {
+                        Some(target) => {
+                            tokio::spawn(forward(client, target));
+                        }
+                        None => {
+                            tokio::spawn(refuse(client));
+                        }
+                    },
                     Err(err) => {
                         tracing::warn!("accept on {} failed: {err}", self.socket().display());
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -193,7 +220,7 @@ fn sidecar_for(endpoint: &Endpoint, socket: &Path, target: SocketAddr) -> Result
         address: endpoint.address.clone(),
         port: endpoint.port,
         primary: endpoint.primary,
-        listening: true,
+        listening: endpoint.listening,
         hostname: naming::instance_hostname(&endpoint.app, &endpoint.instance),
         argv: endpoint.argv.clone(),
         cwd: std::env::current_dir()

@@ -1,0 +1,53 @@
+//! A bridged app that ignores PORT and shares its port with another copy
+//! (real Caddy, which sets SO_REUSEPORT): agentfs never routes a name there,
+//! says why, and never answers for one instance with another's files.
+
+mod common;
+
+use common::bridge::free_port;
+use common::{http_get, TestHome};
+
+/// A directory whose index page names its instance.
+fn site(home: &TestHome, instance: &str) -> String {
+    let dir = home.dir.join(format!("site-{instance}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), format!("files of {instance}\n")).unwrap();
+    dir.display().to_string()
+}
+
+#[test]
+fn two_caddies_on_one_port_never_answer_for_each_other() {
+    let home = TestHome::new();
+    let port = free_port().to_string();
+    let caddy = |instance: &str| {
+        let root = site(&home, instance);
+        let listen = format!(":{port}");
+        home.wrap(
+            "caddy",
+            instance,
+            &["caddy", "file-server", "--listen", &listen, "--root", &root].map(String::from),
+        )
+    };
+    let a = caddy("a");
+    a.wait_stderr("caddy/a ignores PORT=");
+    let b = caddy("b");
+    for wrap in [&a, &b] {
+        wrap.wait_stderr(&format!("listens on port {port}, and so does"));
+        wrap.wait_stderr("Make the app listen on $PORT");
+    }
+    // Neither name is routed, and neither bridge forwards to the shared port.
+    for car in home.sidecars() {
+        assert!(!car.listening, "{car:?}");
+    }
+    for (instance, other) in [("a", "b"), ("b", "a")] {
+        let socket = home.socket("caddy", instance, None);
+        for _ in 0..20 {
+            if let Ok((_, body)) = http_get(&socket, "/") {
+                assert!(
+                    !body.contains(&format!("files of {other}")),
+                    "{instance} answered with {other}'s files"
+                );
+            }
+        }
+    }
+}
