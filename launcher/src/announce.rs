@@ -1,13 +1,18 @@
 //! Announcing an instance's listeners: one stderr line each as it becomes
-//! routable, with its URLs when a router runs.
+//! routable, with its URLs when a router runs; and, through the
+//! [`Monitor`], what keeps one from being routable.
 //!
 //! Like the router, this reads the run directory through the contract's
 //! reader and wakes on the router's watch of it: file events name the
-//! sidecars to read again, so each wrap does work only for what changed.
+//! sidecars to read again, so each wrap does work only for what changed. A
+//! full look runs every [`LOOK_FAST`] while the app starts and every
+//! [`LOOK_SLOW`] after, for what changes no file (a socket that starts
+//! accepting, a process that listens on real TCP).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -17,6 +22,13 @@ use agentfs_contract::urls;
 use agentfs_router::watch::{self, Changes, Todo};
 
 use crate::instance::Instance;
+use crate::monitor::Monitor;
+
+/// Full looks while the app starts, and after.
+const LOOK_FAST: Duration = Duration::from_secs(1);
+const LOOK_SLOW: Duration = Duration::from_secs(5);
+/// How long the app counts as starting.
+const STARTING_FOR: Duration = Duration::from_secs(30);
 
 /// Watches the run directory for one instance's listeners.
 pub struct Announcer {
@@ -27,6 +39,9 @@ pub struct Announcer {
     announced: HashSet<PathBuf>,
     changes: Arc<Changes>,
     _watcher: notify::RecommendedWatcher,
+    monitor: Monitor,
+    started: Instant,
+    next_look: Instant,
 }
 
 impl Announcer {
@@ -45,27 +60,53 @@ impl Announcer {
             announced: HashSet::new(),
             changes,
             _watcher: watcher,
+            monitor: Monitor::new(&instance.app, &instance.id),
+            started: Instant::now(),
+            next_look: Instant::now() + LOOK_FAST,
         })
     }
 
-    /// Waits for the run directory to change, then announces what is new.
+    /// Watches the app's process tree too, from `pid`; `shimmed`: its
+    /// listeners should all be the shim's.
+    pub fn watch(&mut self, pid: u32, shimmed: bool) {
+        self.monitor.watch(pid, shimmed);
+    }
+
+    /// Waits for the run directory to change (or the next full look), then
+    /// announces what is new.
     pub async fn next(&mut self) {
-        self.changes.wait().await;
-        let entries: Vec<Entry> = match self.changes.take() {
+        let look = tokio::time::sleep_until(self.next_look.into());
+        let todo = tokio::select! {
+            () = self.changes.wait() => self.changes.take(),
+            () = look => Todo::All,
+        };
+        let entries: Vec<Entry> = match todo {
             Todo::Nothing => Vec::new(),
             Todo::Sidecars(paths) => paths
                 .iter()
                 .filter_map(|path| self.reader.read(path).ok().flatten()?.ok())
                 .collect(),
-            Todo::All => self
-                .reader
-                .scan()
-                .map(|scan| scan.entries)
-                .unwrap_or_default(),
+            Todo::All => self.look(),
         };
         for entry in entries {
             self.announce(&entry);
         }
+    }
+
+    /// A full look: every entry, and what the monitor finds.
+    fn look(&mut self) -> Vec<Entry> {
+        let now = Instant::now();
+        let gap = if now.duration_since(self.started) < STARTING_FOR {
+            LOOK_FAST
+        } else {
+            LOOK_SLOW
+        };
+        self.next_look = now + gap;
+        let Ok(scan) = self.reader.scan() else {
+            return Vec::new();
+        };
+        self.monitor.look(&scan);
+        scan.entries
     }
 
     /// Prints a line for a live listener of this instance not announced before.

@@ -29,10 +29,13 @@ impl App {
     /// Starts `command` (whose program and arguments, and any variables of
     /// its own, the caller set) as `instance`. When it cannot be started,
     /// says why on stderr and returns the exit code a shell would give.
+    /// `shimmed`: the app runs with the shim, so none of its processes
+    /// should listen on real TCP (wrap says so when one does).
     pub fn spawn(
         instance: &Instance,
         mut command: tokio::process::Command,
         router_port: Option<u16>,
+        shimmed: bool,
     ) -> Result<Result<App, i32>> {
         command.envs(instance.env_vars());
         let interactive = std::io::stdin().is_terminal();
@@ -40,13 +43,14 @@ impl App {
             command.process_group(0);
         }
         // Watching starts before the child does, so no listener is missed.
-        let announcer = Announcer::start(instance, router_port)?;
+        let mut announcer = Announcer::start(instance, router_port)?;
         let mut watchdog = Watchdog::start()?;
         let program = command.as_std().get_program().to_owned();
         Ok(match command.spawn() {
             Ok(child) => {
                 if let Some(pid) = child.id() {
                     watchdog.watch(pid, !interactive);
+                    announcer.watch(pid, shimmed);
                 }
                 Ok(App {
                     child,

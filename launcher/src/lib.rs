@@ -16,6 +16,7 @@
 //! - `child`: starting the app and running it to the end.
 //! - `supervise`: signals, the process group, the exit code.
 //! - `announce`: one line per listener as it becomes routable.
+//! - `monitor`: one line for what keeps a listener from being routable.
 //! - `wrap_bridge`: wrap's fallback for programs the shim cannot enter.
 //! - `router_log`: the router's log, bounded for a background router.
 //! - `worktree`: the default instance id in a git work tree.
@@ -27,6 +28,7 @@ mod announce;
 pub mod bridge;
 mod child;
 mod instance;
+mod monitor;
 pub mod ps;
 pub mod route;
 pub mod router_cmd;

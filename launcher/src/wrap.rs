@@ -102,7 +102,7 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
         .enable_all()
         .build()?;
     let code = runtime.block_on(async {
-        match App::spawn(&instance, command, router_port)? {
+        match App::spawn(&instance, command, router_port, true)? {
             Ok(app) => app.wait().await,
             Err(code) => Ok(code),
         }
