@@ -6,7 +6,7 @@
 //! image are not redirected, so a replacement reaches the real function by
 //! simply calling the libc one. Each pair is a `#[used]` static: redhook's
 //! macOS macro declares its pairs without `#[used]`, and a release cdylib then
-//! loses the section and interposes nothing (see DESIGN-NOTES).
+//! loses the section and interposes nothing (see docs/design.md).
 //!
 //! Each replacement is one call into the shared entry points of [`super`],
 //! except execve and posix_spawn(p), which put `DYLD_INSERT_LIBRARIES` back
