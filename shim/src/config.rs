@@ -52,6 +52,13 @@ pub fn active() -> Option<&'static Config> {
     CONFIG.get()
 }
 
+/// Whether `AGENTFS_LOG` asked for diagnostics: check this before building
+/// a message in a hot path.
+#[inline]
+pub fn logging() -> bool {
+    LOG.load(Ordering::Relaxed)
+}
+
 /// Writes one diagnostic line to stderr when `AGENTFS_LOG` is set.
 /// Never on stdout, and never a panic if stderr is gone.
 pub fn log(message: std::fmt::Arguments<'_>) {

@@ -15,26 +15,9 @@ use libc::c_int;
 use agentfs_contract::{liveness, naming, sidecar};
 
 use crate::config::Config;
+use crate::pass::{Outcome, Pass};
 use crate::registry::{CleanupPaths, Listener, Table, TABLE};
 use crate::{cleanup, config, sys};
-
-/// What `bind` did.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The fd is now a Unix socket bound at the contract path.
-    Converted,
-    /// The bind fails with this errno, as a TCP bind would (e.g. EADDRINUSE).
-    Failed(c_int),
-    /// Left alone: the real bind runs.
-    Pass(Pass),
-}
-
-/// Why a bind is passed through unchanged.
-#[derive(Debug)]
-pub enum Pass {
-    /// Not a stream socket (UDP and raw sockets are not servers we route).
-    NotStream,
-}
 
 /// Converts `fd`, which the app is binding to `requested`.
 pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
@@ -76,7 +59,7 @@ pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
     });
     drop(table);
     cleanup::install_signal_handlers();
-    Outcome::Converted
+    Outcome::Done
 }
 
 /// A second bind to a port this process already listens on. While one of
@@ -111,7 +94,7 @@ fn join_existing(table: &mut Table, fd: RawFd, requested: SocketAddr) -> Option<
     }
     listener.aliases.retain(|(alias, _)| *alias != fd);
     listener.aliases.push((fd, requested));
-    Some(Outcome::Converted)
+    Some(Outcome::Done)
 }
 
 fn primary_path(config: &Config) -> Option<std::path::PathBuf> {
@@ -226,22 +209,21 @@ fn cleanup_paths(socket: &Path) -> Option<CleanupPaths> {
 
 /// After a successful listen: writes the sidecar of a socket this process
 /// converted, once.
-pub fn listened(config: &Config, fd: RawFd) {
-    let Some(path) = sys::unix_socket_path(fd) else {
-        return;
-    };
+pub fn listened(config: &Config, fd: RawFd) -> Result<(), Pass> {
+    let path = sys::unix_socket_path(fd).ok_or(Pass::NotOurs)?;
     if !config.owns_path(&path) {
-        return;
+        return Err(Pass::NotOurs);
     }
     let (requested, primary) = {
         let table = TABLE.lock();
         match table.by_path(&path) {
-            Some(l) if !l.sidecar_written && l.creator_pid == sys::getpid() => {
+            Some(l) if l.sidecar_written => return Err(Pass::AlreadyListening),
+            Some(l) if l.creator_pid == sys::getpid() => {
                 let primary =
                     primary_path(config).is_some_and(|p| p.as_os_str().as_bytes() == l.path);
                 (l.requested, primary)
             }
-            _ => return,
+            _ => return Err(Pass::Unknown),
         }
     };
     let socket = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path));
@@ -278,4 +260,5 @@ pub fn listened(config: &Config, fd: RawFd) {
     if let Some(l) = TABLE.lock().by_path_mut(&path) {
         l.sidecar_written = true;
     }
+    Ok(())
 }

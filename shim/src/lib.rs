@@ -5,6 +5,7 @@
 //! Layout:
 //! - [`config`]: reads the `AGENTFS_*` settings once, in the constructor; no settings, no conversion.
 //! - [`guard`]: the per-thread reentrancy guard every hook takes first.
+//! - [`pass`]: what a hook did with a call, and the reason for every pass-through.
 //! - [`sockaddr`]: socket addresses across the FFI boundary.
 //! - [`sys`]: the few syscalls the logic needs, as small safe functions.
 //! - [`registry`]: what this process converted, keyed by socket path.
@@ -15,7 +16,11 @@
 //!
 //! The rule throughout: when in doubt, pass the call through unchanged. A
 //! hook may run before the constructor, from any thread, in a forked child or
-//! inside our own code; each of those paths ends in the real function.
+//! inside our own code; each of those paths ends in the real function, with
+//! a [`pass::Pass`] reason that `AGENTFS_LOG` prints.
+//!
+//! The facts about loaders, kernels and real servers this design rests on
+//! are written down in `docs/design.md` at the repository root.
 
 mod answers;
 mod cleanup;
@@ -25,6 +30,7 @@ mod convert;
 mod epoll;
 mod guard;
 mod hooks;
+mod pass;
 mod registry;
 mod sockaddr;
 mod sys;
