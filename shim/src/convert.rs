@@ -30,6 +30,7 @@ pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
         return Outcome::Failed(libc::EINVAL);
     }
     let mut table = TABLE.lock();
+    table.forget_descriptor(fd);
     let mut requested = requested;
     if requested.port() == 0 {
         requested.set_port(table.fake_port());
@@ -92,7 +93,6 @@ fn join_existing(table: &mut Table, fd: RawFd, requested: SocketAddr) -> Option<
     if let Err(errno) = result {
         return Some(Outcome::Failed(errno));
     }
-    listener.aliases.retain(|(alias, _)| *alias != fd);
     listener.aliases.push((fd, requested));
     Some(Outcome::Done)
 }

@@ -54,6 +54,8 @@ pub enum Pass {
     RealCallAnswered,
     /// The app passed no buffer for the answer (a null pointer): nothing to write.
     NoBuffer,
+    /// The kernel returned no address (the peer of a stream is not bound).
+    NoAddressReturned,
     /// The kernel's answer is not an AF_UNIX address: a real IP socket.
     NotUnixAnswer,
     /// The descriptor is not a Unix socket bound in our run directory.
@@ -80,6 +82,7 @@ impl Pass {
             Pass::RealCallFailed => "the real call failed",
             Pass::RealCallAnswered => "the real call succeeded on its own",
             Pass::NoBuffer => "no buffer for the answer",
+            Pass::NoAddressReturned => "no address returned",
             Pass::NotUnixAnswer => "not a Unix socket",
             Pass::NotOurs => "not a socket in the run directory",
             Pass::Unknown => "ours, but what it asked for is unknown here",
@@ -97,6 +100,8 @@ pub enum Hook {
     Getsockname,
     Getpeername,
     Accept,
+    Recvfrom,
+    Recvmsg,
     Setsockopt,
     Getsockopt,
 }
@@ -111,6 +116,8 @@ impl Hook {
             Hook::Getsockname => "getsockname",
             Hook::Getpeername => "getpeername",
             Hook::Accept => "accept",
+            Hook::Recvfrom => "recvfrom",
+            Hook::Recvmsg => "recvmsg",
             Hook::Setsockopt => "setsockopt",
             Hook::Getsockopt => "getsockopt",
         }
@@ -186,6 +193,7 @@ mod tests {
             Pass::RealCallFailed,
             Pass::RealCallAnswered,
             Pass::NoBuffer,
+            Pass::NoAddressReturned,
             Pass::NotUnixAnswer,
             Pass::NotOurs,
             Pass::Unknown,

@@ -9,6 +9,10 @@ pub enum Fixture {
     PythonProbe,
     /// `fixtures/python/passthrough.py`
     PythonPassthrough,
+    /// `fixtures/python/aiohttp_app.py`: aiohttp binding 0.0.0.0 and [::].
+    PythonAiohttp,
+    /// `fixtures/python/recv_server.py`: reads with recvfrom and recvmsg.
+    PythonRecv,
     /// `fixtures/node/server.js`
     Node,
     /// `fixtures/node/cluster.js`
@@ -33,6 +37,12 @@ impl Fixture {
             }
             Fixture::PythonPassthrough => {
                 vec!["python3".into(), path(dir.join("python/passthrough.py"))]
+            }
+            Fixture::PythonAiohttp => {
+                vec!["python3".into(), path(dir.join("python/aiohttp_app.py"))]
+            }
+            Fixture::PythonRecv => {
+                vec!["python3".into(), path(dir.join("python/recv_server.py"))]
             }
             Fixture::Node => vec!["node".into(), path(dir.join("node/server.js"))],
             Fixture::NodeCluster => vec!["node".into(), path(dir.join("node/cluster.js"))],

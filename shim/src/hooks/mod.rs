@@ -9,7 +9,8 @@
 //! without both, the real function runs untouched.
 //!
 //! - this file: bind, listen and socket options.
-//! - [`address`]: the calls that report addresses (getsockname, getpeername, accept).
+//! - [`address`]: the calls that report addresses (getsockname, getpeername,
+//!   accept, recvfrom, recvmsg).
 
 use std::os::fd::RawFd;
 
@@ -27,7 +28,7 @@ mod macos;
 #[cfg(any(target_os = "macos", test))]
 mod macos_env;
 
-pub use address::{after_accept, getpeername, getsockname};
+pub use address::{accept, getpeername, getsockname, recvfrom, recvmsg};
 
 pub type BindFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
 pub type ListenFn = unsafe extern "C" fn(c_int, c_int) -> c_int;
