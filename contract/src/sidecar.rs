@@ -1,9 +1,15 @@
 //! The sidecar: a JSON file beside each socket saying whose socket it is.
 //!
-//! Written atomically (temporary dotfile, then rename) only once the socket
-//! listens, so a reader that sees a sidecar can connect. The rename is also
-//! the discovery signal: every file watcher backend reports it, while macOS
-//! FSEvents reports nothing when a socket file is created.
+//! Written atomically (temporary dotfile, then rename) as soon as the socket
+//! is bound, with `listening: false`, and rewritten with `listening: true` by
+//! the first successful `listen` on it, in whichever process that happens:
+//! servers such as uvicorn bind in one process and listen in a worker they
+//! start, and the address the app asked for must travel with the socket.
+//! Readers that route or list instances are to skip sidecars that say
+//! `false`; a sidecar without the field (written before it existed) counts
+//! as listening. The rename is also the discovery signal: every file watcher
+//! backend reports it, while macOS FSEvents reports nothing when a socket
+//! file is created.
 //!
 //! Readers treat the run directory as hostile: [`read_checked`] refuses
 //! symlinks, oversized or foreign files, unknown versions, and sockets that
@@ -27,7 +33,7 @@ pub const MAX_BYTES: u64 = 64 * 1024;
 
 /// The fields every sidecar carries, by their JSON names (as README
 /// documents them); a bridge's or a manual route's sidecar adds `target`.
-pub const FIELDS: [&str; 13] = [
+pub const FIELDS: [&str; 14] = [
     "version",
     "kind",
     "app",
@@ -41,6 +47,7 @@ pub const FIELDS: [&str; 13] = [
     "argv",
     "cwd",
     "started_at",
+    "listening",
 ];
 
 /// Who made the socket.
@@ -81,6 +88,14 @@ pub struct Sidecar {
     /// For a bridge: the TCP address it forwards to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Whether the socket listens yet: `false` from bind until the first
+    /// `listen` in any process. Absent (an older writer) means `true`.
+    #[serde(default = "listening_when_absent")]
+    pub listening: bool,
+}
+
+fn listening_when_absent() -> bool {
+    true
 }
 
 /// Why a sidecar was not accepted.
@@ -257,6 +272,7 @@ mod tests {
             cwd: "/src/web".into(),
             started_at: now_rfc3339(),
             target: None,
+            listening: true,
         }
     }
 
@@ -281,6 +297,24 @@ mod tests {
         assert!(json.contains("\"shim\""));
         assert!(!json.contains("target"));
         assert_eq!(Sidecar::parse(json.as_bytes()).unwrap(), car);
+    }
+
+    #[test]
+    fn a_sidecar_without_the_listening_field_counts_as_listening() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&sample("/r/web-a1.sock".into()).to_json()).unwrap();
+        value.as_object_mut().unwrap().remove("listening");
+        assert!(
+            Sidecar::parse(value.to_string().as_bytes())
+                .unwrap()
+                .listening
+        );
+        value["listening"] = false.into();
+        assert!(
+            !Sidecar::parse(value.to_string().as_bytes())
+                .unwrap()
+                .listening
+        );
     }
 
     #[test]

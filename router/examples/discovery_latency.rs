@@ -54,6 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             cwd: "/".into(),
             started_at: now_rfc3339(),
             target: None,
+            listening: true,
         };
         // write_atomic ends with the rename: time from just before it returns.
         let start = Instant::now();

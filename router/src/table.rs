@@ -204,6 +204,7 @@ mod tests {
             cwd: "/".into(),
             started_at: now_rfc3339(),
             target: None,
+            listening: true,
         }))
     }
 

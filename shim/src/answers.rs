@@ -17,18 +17,14 @@
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use libc::{c_int, socklen_t};
 
-use agentfs_contract::{naming, sidecar};
-
 use crate::config::Config;
 use crate::pass::Pass;
-use crate::registry::{Listener, TABLE};
+use crate::registry::TABLE;
 use crate::sockaddr::Family;
-use crate::sys;
+use crate::{announce, sys};
 
 /// One of our descriptors as the app knows it.
 struct View {
@@ -59,7 +55,7 @@ fn view(config: &Config, fd: RawFd) -> Result<View, Pass> {
     let listener = match known {
         Some(index) => index,
         None => {
-            let learned = learn_from_sidecar(&path).ok_or(Pass::Unknown)?;
+            let learned = announce::learn(&path).ok_or(Pass::Unknown)?;
             let mut table = TABLE.lock();
             match table.index_by_path(&path) {
                 Some(index) => index,
@@ -83,21 +79,6 @@ fn view(config: &Config, fd: RawFd) -> Result<View, Pass> {
         listener,
         asked,
         family,
-    })
-}
-
-fn learn_from_sidecar(path: &[u8]) -> Option<Listener> {
-    let socket = Path::new(std::ffi::OsStr::from_bytes(path));
-    let car = sidecar::read_file_checked(&naming::sidecar_path(socket)).ok()?;
-    let ip = car.address.parse().ok()?;
-    Some(Listener {
-        path: path.to_vec(),
-        requested: SocketAddr::new(ip, car.port),
-        creator_pid: 0,
-        lock_fd: -1,
-        sidecar_written: true,
-        aliases: Vec::new(),
-        cleanup: None,
     })
 }
 

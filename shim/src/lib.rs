@@ -9,7 +9,9 @@
 //! - [`sockaddr`]: socket addresses across the FFI boundary.
 //! - [`sys`]: the few syscalls the logic needs, as small safe functions.
 //! - [`registry`]: what this process converted, keyed by socket path.
-//! - [`convert`]: bind and listen: making the Unix socket and its sidecar.
+//! - [`convert`]: bind: making the Unix socket.
+//! - [`announce`]: its sidecar, written at bind and marked listening by the
+//!   first listen in any process; read back by processes that did not bind it.
 //! - [`answers`]: keeping the illusion: getsockname, getpeername, accept, socket options.
 //! - [`cleanup`]: removing our files at exit and on SIGTERM/SIGINT.
 //! - [`hooks`]: the exported symbols, one thin wrapper each, per platform.
@@ -22,6 +24,7 @@
 //! The facts about loaders, kernels and real servers this design rests on
 //! are written down in `docs/design.md` at the repository root.
 
+mod announce;
 mod answers;
 mod cleanup;
 mod config;

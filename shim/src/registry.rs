@@ -18,7 +18,7 @@ use libc::c_int;
 use crate::sockaddr::Family;
 
 /// One converted listener (or, with `creator_pid == 0`, one learned from a
-/// sidecar because this process only received its connections).
+/// sidecar because this process only received the socket or its connections).
 #[derive(Debug)]
 pub struct Listener {
     pub path: Vec<u8>,
@@ -27,7 +27,9 @@ pub struct Listener {
     pub creator_pid: u32,
     /// The descriptor holding the liveness lock, or -1.
     pub lock_fd: RawFd,
-    pub sidecar_written: bool,
+    /// Whether this process knows the socket listens: it saw the sidecar
+    /// say so, or wrote it so.
+    pub seen_listening: bool,
     /// Descriptors the app bound to this socket, each with the address it asked
     /// for: dual-stack servers bind `[::]:P` and `0.0.0.0:P` to one socket.
     pub aliases: Vec<(RawFd, SocketAddr)>,
@@ -308,7 +310,7 @@ mod tests {
             requested: "0.0.0.0:49152".parse().unwrap(),
             creator_pid: 1,
             lock_fd: -1,
-            sidecar_written: true,
+            seen_listening: true,
             aliases: Vec::new(),
             cleanup: None,
         });

@@ -94,6 +94,7 @@ impl Instance {
             cwd: "/".into(),
             started_at: now_rfc3339(),
             target: (kind == Kind::Bridge).then(|| format!("127.0.0.1:{port}")),
+            listening: true,
         };
         car.write_atomic(&naming::sidecar_path(&socket)).unwrap();
         Instance {

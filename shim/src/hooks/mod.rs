@@ -18,7 +18,7 @@ use libc::{c_int, c_void, sockaddr, socklen_t};
 
 use crate::config::Config;
 use crate::pass::{self, Hook, Outcome, Pass};
-use crate::{answers, config, convert, guard, sockaddr as addr, sys};
+use crate::{announce, answers, config, convert, guard, sockaddr as addr, sys};
 
 mod address;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -69,7 +69,8 @@ pub unsafe fn bind(fd: c_int, address: *const sockaddr, len: socklen_t, real: Bi
     }
 }
 
-/// listen: once a converted socket listens, its sidecar is written.
+/// listen: the first listen on a converted socket, in any process, marks
+/// its sidecar listening.
 ///
 /// # Safety
 /// The arguments are the app's.
@@ -77,7 +78,7 @@ pub unsafe fn listen(fd: c_int, backlog: c_int, real: ListenFn) -> c_int {
     // SAFETY: the app's own arguments.
     let ret = unsafe { real(fd, backlog) };
     let outcome = if ret == 0 {
-        Outcome::from(enter().and_then(|(_guard, config)| convert::listened(config, fd)))
+        Outcome::from(enter().and_then(|(_guard, config)| announce::listened(config, fd)))
     } else {
         Outcome::Pass(Pass::RealCallFailed)
     };
