@@ -77,8 +77,9 @@ pub struct Sidecar {
     pub port: u16,
     /// Whether this is the instance's first listener, `{app}_{instance}.sock`.
     pub primary: bool,
-    /// Whether the socket listens yet (absent in older sidecars: they were
-    /// written only once it did).
+    /// Whether the socket listens yet: `false` from bind until the first
+    /// `listen` in any process. Absent (an older writer, which wrote
+    /// sidecars only once the socket listened) means `true`.
     #[serde(default = "listening_by_default")]
     pub listening: bool,
     /// `{instance}.{app}.localhost`
@@ -328,6 +329,24 @@ pub(crate) mod tests {
         assert!(json.contains("\"shim\""));
         assert!(!json.contains("target"));
         assert_eq!(Sidecar::parse(json.as_bytes()).unwrap(), car);
+    }
+
+    #[test]
+    fn a_sidecar_without_the_listening_field_counts_as_listening() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&sample("/r/web-a1.sock".into()).to_json()).unwrap();
+        value.as_object_mut().unwrap().remove("listening");
+        assert!(
+            Sidecar::parse(value.to_string().as_bytes())
+                .unwrap()
+                .listening
+        );
+        value["listening"] = false.into();
+        assert!(
+            !Sidecar::parse(value.to_string().as_bytes())
+                .unwrap()
+                .listening
+        );
     }
 
     #[test]

@@ -4,52 +4,81 @@
 //! Whether an fd is ours is read from the fd itself: a Unix socket bound
 //! under the run directory (accepted connections report their listener's
 //! path). The registry then says what the app asked for. A process that only
-//! received connections (a Node cluster worker) learns that from the sidecar.
+//! received the socket (a Node cluster worker, a spawned worker) learns that
+//! from the sidecar.
+//!
+//! Every answer is in the family of the descriptor asked about: the address
+//! the app bound that descriptor to, or for an accepted connection the
+//! listening descriptor it came from. Dual-stack servers bind `0.0.0.0:P` and
+//! `[::]:P` to one socket, and size their buffers by the descriptor's family.
+//! A process that did not bind the descriptor does not know its family; a
+//! buffer sized for `sockaddr_in` then says AF_INET, anything else gets the
+//! family of the address the sidecar records.
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use libc::{c_int, socklen_t};
 
-use agentfs_contract::{naming, sidecar};
-
 use crate::config::Config;
-use crate::registry::{Listener, TABLE};
-use crate::sockaddr::{self, Storage};
-use crate::sys;
+use crate::pass::Pass;
+use crate::registry::TABLE;
+use crate::sockaddr::Family;
+use crate::{announce, sys};
 
-/// The address the app asked for on the listener `fd` belongs to (for an
-/// accepted connection: its listener's), if `fd` is one of our sockets.
-fn asked_address(config: &Config, fd: RawFd) -> Option<SocketAddr> {
-    let path = sys::unix_socket_path(fd)?;
-    if !config.owns_path(&path) {
-        return None;
-    }
-    if let Some(listener) = TABLE.lock().by_path(&path) {
-        return Some(listener.address_for(fd));
-    }
-    let learned = learn_from_sidecar(&path)?;
-    let mut table = TABLE.lock();
-    if table.by_path(&path).is_none() {
-        table.listeners.push(learned);
-    }
-    table.by_path(&path).map(|l| l.address_for(fd))
+/// One of our descriptors as the app knows it.
+struct View {
+    /// Its listener's index in the registry.
+    listener: usize,
+    /// What it asked for (for a connection, what its listening descriptor did).
+    asked: SocketAddr,
+    /// Its family, when this process knows it.
+    family: Option<Family>,
 }
 
-fn learn_from_sidecar(path: &[u8]) -> Option<Listener> {
-    let socket = Path::new(std::ffi::OsStr::from_bytes(path));
-    let car = sidecar::read_file_checked(&naming::sidecar_path(socket)).ok()?;
-    let ip = car.address.parse().ok()?;
-    Some(Listener {
-        path: path.to_vec(),
-        requested: SocketAddr::new(ip, car.port),
-        creator_pid: 0,
-        lock_fd: -1,
-        sidecar_written: true,
-        aliases: Vec::new(),
-        cleanup: None,
+impl View {
+    /// The family to answer in for a caller that gave `room` bytes.
+    fn family(&self, room: socklen_t) -> Family {
+        self.family
+            .or_else(|| Family::sized_for(room))
+            .unwrap_or_else(|| Family::of(&self.asked))
+    }
+}
+
+/// What the app knows `fd` as, if `fd` is one of our sockets.
+fn view(config: &Config, fd: RawFd) -> Result<View, Pass> {
+    let path = sys::unix_socket_path(fd).ok_or(Pass::NotOurs)?;
+    if !config.owns_path(&path) {
+        return Err(Pass::NotOurs);
+    }
+    let known = TABLE.lock().index_by_path(&path);
+    let listener = match known {
+        Some(index) => index,
+        None => {
+            let learned = announce::learn(&path).ok_or(Pass::Unknown)?;
+            let mut table = TABLE.lock();
+            match table.index_by_path(&path) {
+                Some(index) => index,
+                None => {
+                    table.listeners.push(learned);
+                    table.listeners.len() - 1
+                }
+            }
+        }
+    };
+    let table = TABLE.lock();
+    let entry = &table.listeners[listener];
+    let (asked, family) = match table.accepted_family(fd, listener) {
+        Some(family) => (entry.asked_in(family), Some(family)),
+        None => match entry.alias(fd) {
+            Some(asked) => (asked, Some(Family::of(&asked))),
+            None => (entry.requested, None),
+        },
+    };
+    Ok(View {
+        listener,
+        asked,
+        family,
     })
 }
 
@@ -58,28 +87,56 @@ pub fn is_ours(config: &Config, fd: RawFd) -> bool {
     sys::unix_socket_path(fd).is_some_and(|path| config.owns_path(&path))
 }
 
+/// An address to report, and the family to report it in.
+pub type Answer = (SocketAddr, Family);
+
 /// getsockname: a listener reports what it asked for; a connection reports
 /// that address with a wildcard replaced by loopback.
-pub fn local_address(config: &Config, fd: RawFd) -> Option<(Storage, socklen_t)> {
-    let asked = asked_address(config, fd)?;
+pub fn local_address(config: &Config, fd: RawFd, room: socklen_t) -> Result<Answer, Pass> {
+    let view = view(config, fd)?;
+    let family = view.family(room);
     let listening =
         sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN).unwrap_or(0) != 0;
-    let local = if listening || !asked.ip().is_unspecified() {
-        asked
+    let local = if listening || !view.asked.ip().is_unspecified() {
+        view.asked
     } else {
-        sockaddr::loopback_like(&asked, asked.port())
+        family.loopback(view.asked.port())
     };
-    Some(Storage::from_inet(&local))
+    Ok((local, family))
 }
 
-/// getpeername (and accept's address): a loopback peer of the listener's
-/// family, with a port derived from the fd so repeated calls agree.
-pub fn peer_address(config: &Config, fd: RawFd) -> Option<(Storage, socklen_t)> {
-    let asked = asked_address(config, fd)?;
-    Some(Storage::from_inet(&sockaddr::loopback_like(
-        &asked,
-        fake_peer_port(fd),
-    )))
+/// getpeername (and recvfrom's address): a loopback peer, with a port
+/// derived from the fd so repeated calls agree.
+pub fn peer_address(config: &Config, fd: RawFd, room: socklen_t) -> Result<Answer, Pass> {
+    let family = view(config, fd)?.family(room);
+    Ok((family.loopback(fake_peer_port(fd)), family))
+}
+
+/// accept: `connection` came from `listening`, which the app called accept
+/// on. Its peer is a loopback address of the listening descriptor's family,
+/// which is remembered so later calls on the connection agree.
+pub fn accepted(
+    config: &Config,
+    listening: RawFd,
+    connection: RawFd,
+    room: socklen_t,
+) -> Result<Answer, Pass> {
+    let view = view(config, listening)?;
+    let family = view.family(room);
+    TABLE
+        .lock()
+        .remember_accepted(connection, view.listener, family);
+    Ok((family.loopback(fake_peer_port(connection)), family))
+}
+
+/// accept without an address buffer: remembers the family of `connection`
+/// when this process bound `listening`, without a system call (servers such
+/// as Node accept every connection this way).
+pub fn accepted_unasked(listening: RawFd, connection: RawFd) -> Result<(), Pass> {
+    let mut table = TABLE.lock();
+    let (listener, asked) = table.by_alias(listening).ok_or(Pass::NoBuffer)?;
+    table.remember_accepted(connection, listener, Family::of(&asked));
+    Ok(())
 }
 
 fn fake_peer_port(fd: RawFd) -> u16 {

@@ -52,15 +52,25 @@ pub fn active() -> Option<&'static Config> {
     CONFIG.get()
 }
 
+/// Whether `AGENTFS_LOG` asked for diagnostics: check this before building
+/// a message in a hot path.
+#[inline]
+pub fn logging() -> bool {
+    LOG.load(Ordering::Relaxed)
+}
+
 /// Writes one diagnostic line to stderr when `AGENTFS_LOG` is set.
-/// Never on stdout, and never a panic if stderr is gone.
+/// Never on stdout, and never a panic if stderr is gone. errno is kept: a
+/// hook may log after a real call whose error the app is about to read.
 pub fn log(message: std::fmt::Arguments<'_>) {
     if LOG.load(Ordering::Relaxed) {
+        let errno = crate::sys::last_errno();
         let _ = writeln!(
             std::io::stderr(),
             "agentfs shim[{}]: {message}",
             std::process::id()
         );
+        crate::sys::set_errno(errno);
     }
 }
 

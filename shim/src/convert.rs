@@ -1,5 +1,5 @@
-//! Bind and listen: turning an IP stream socket into a Unix socket in the run
-//! directory, and announcing it with a sidecar once it listens.
+//! Bind: turning an IP stream socket into a Unix socket in the run
+//! directory, with its sidecar ([`crate::announce`]) written at once.
 //!
 //! `bind` builds an AF_UNIX socket at the contract path, copies over what the
 //! app already set on its socket, and puts it at the app's fd number with
@@ -12,29 +12,12 @@ use std::path::Path;
 
 use libc::c_int;
 
-use agentfs_contract::{liveness, naming, sidecar};
+use agentfs_contract::{liveness, naming};
 
 use crate::config::Config;
+use crate::pass::{Outcome, Pass};
 use crate::registry::{CleanupPaths, Listener, Table, TABLE};
-use crate::{cleanup, config, sys};
-
-/// What `bind` did.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The fd is now a Unix socket bound at the contract path.
-    Converted,
-    /// The bind fails with this errno, as a TCP bind would (e.g. EADDRINUSE).
-    Failed(c_int),
-    /// Left alone: the real bind runs.
-    Pass(Pass),
-}
-
-/// Why a bind is passed through unchanged.
-#[derive(Debug)]
-pub enum Pass {
-    /// Not a stream socket (UDP and raw sockets are not servers we route).
-    NotStream,
-}
+use crate::{announce, cleanup, config, sys};
 
 /// Converts `fd`, which the app is binding to `requested`.
 pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
@@ -47,12 +30,20 @@ pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
         return Outcome::Failed(libc::EINVAL);
     }
     let mut table = TABLE.lock();
+    table.forget_descriptor(fd);
     let mut requested = requested;
     if requested.port() == 0 {
         requested.set_port(table.fake_port());
     }
-    if let Some(outcome) = join_existing(&mut table, fd, requested) {
-        return outcome;
+    match join_existing(&mut table, fd, requested) {
+        Some(Ok(Joined::Shared)) => return Outcome::Done,
+        Some(Ok(Joined::Rebuilt { path, requested })) => {
+            drop(table);
+            announce::bound(config, &path, requested);
+            return Outcome::Done;
+        }
+        Some(Err(errno)) => return Outcome::Failed(errno),
+        None => {}
     }
     let (path, lock_fd) = match claim_path(config, &table, requested.port()) {
         Ok(claimed) => claimed,
@@ -67,16 +58,28 @@ pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
     }
     table.listeners.push(Listener {
         cleanup: cleanup_paths(&path),
-        path: path_bytes,
+        path: path_bytes.clone(),
         requested,
         creator_pid: sys::getpid(),
         lock_fd,
-        sidecar_written: false,
+        seen_listening: false,
         aliases: vec![(fd, requested)],
     });
     drop(table);
     cleanup::install_signal_handlers();
-    Outcome::Converted
+    announce::bound(config, &path_bytes, requested);
+    Outcome::Done
+}
+
+/// How a bind joined a socket this process already had for its port.
+enum Joined {
+    /// The fd now shares a live socket (dual stack).
+    Shared,
+    /// The socket was made again at its path: its sidecar must be rewritten.
+    Rebuilt {
+        path: Vec<u8>,
+        requested: SocketAddr,
+    },
 }
 
 /// A second bind to a port this process already listens on. While one of
@@ -85,7 +88,11 @@ pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
 /// libuv closes with a raw syscall, and listens again: dev servers restart
 /// like this), the socket is rebuilt at the same path under the lock this
 /// process still holds, so the instance keeps its primary name.
-fn join_existing(table: &mut Table, fd: RawFd, requested: SocketAddr) -> Option<Outcome> {
+fn join_existing(
+    table: &mut Table,
+    fd: RawFd,
+    requested: SocketAddr,
+) -> Option<Result<Joined, c_int>> {
     let listener = table.own_by_port(requested.port())?;
     let live_alias = listener
         .aliases
@@ -97,25 +104,24 @@ fn join_existing(table: &mut Table, fd: RawFd, requested: SocketAddr) -> Option<
     let result = match live_alias {
         Some(source) => {
             let cloexec = sys::fd_flags(fd).map_or(true, |flags| flags & libc::FD_CLOEXEC != 0);
-            sys::dup_onto(source, fd, cloexec).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+            sys::dup_onto(source, fd, cloexec)
+                .map(|()| Joined::Shared)
+                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
         }
         None => {
             let _ = std::fs::remove_file(std::ffi::OsStr::from_bytes(&listener.path));
             listener.aliases.clear();
-            listener.sidecar_written = false;
-            replace_with_unix_socket(fd, &listener.path)
+            listener.seen_listening = false;
+            replace_with_unix_socket(fd, &listener.path).map(|()| Joined::Rebuilt {
+                path: listener.path.clone(),
+                requested: listener.requested,
+            })
         }
     };
-    if let Err(errno) = result {
-        return Some(Outcome::Failed(errno));
+    if result.is_ok() {
+        listener.aliases.push((fd, requested));
     }
-    listener.aliases.retain(|(alias, _)| *alias != fd);
-    listener.aliases.push((fd, requested));
-    Some(Outcome::Converted)
-}
-
-fn primary_path(config: &Config) -> Option<std::path::PathBuf> {
-    naming::socket_path(&config.run_dir, &config.app, &config.instance, None).ok()
+    Some(result)
 }
 
 /// Picks the socket path and takes its liveness lock: the instance's primary
@@ -137,7 +143,7 @@ fn claim_path(
         if let Some(lock_fd) = claim(&primary)? {
             return Ok((primary, lock_fd));
         }
-        if sidecar_port(&primary) == Some(port) {
+        if announce::port_of(&primary) == Some(port) {
             return Err(libc::EADDRINUSE);
         }
     }
@@ -160,12 +166,6 @@ fn claim(socket: &Path) -> Result<Option<RawFd>, c_int> {
         Ok(None) => Ok(None),
         Err(e) => Err(e.raw_os_error().unwrap_or(libc::EACCES)),
     }
-}
-
-fn sidecar_port(socket: &Path) -> Option<u16> {
-    sidecar::read_file_checked(&naming::sidecar_path(socket))
-        .ok()
-        .map(|car| car.port)
 }
 
 /// SOL_SOCKET options the app may have set before bind; they must read back the same after.
@@ -222,61 +222,4 @@ fn cleanup_paths(socket: &Path) -> Option<CleanupPaths> {
         sidecar: c(&naming::sidecar_path(socket))?,
         lock: c(&naming::lock_path(socket))?,
     })
-}
-
-/// After a successful listen: writes the sidecar of a socket this process
-/// converted, once.
-pub fn listened(config: &Config, fd: RawFd) {
-    let Some(path) = sys::unix_socket_path(fd) else {
-        return;
-    };
-    if !config.owns_path(&path) {
-        return;
-    }
-    let (requested, primary) = {
-        let table = TABLE.lock();
-        match table.by_path(&path) {
-            Some(l) if !l.sidecar_written && l.creator_pid == sys::getpid() => {
-                let primary =
-                    primary_path(config).is_some_and(|p| p.as_os_str().as_bytes() == l.path);
-                (l.requested, primary)
-            }
-            _ => return,
-        }
-    };
-    let socket = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path));
-    let car = sidecar::Sidecar {
-        version: sidecar::VERSION,
-        kind: sidecar::Kind::Shim,
-        app: config.app.clone(),
-        instance: config.instance.clone(),
-        pid: sys::getpid(),
-        address: requested.ip().to_string(),
-        port: requested.port(),
-        primary,
-        listening: true,
-        hostname: naming::instance_hostname(&config.app, &config.instance),
-        argv: std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-        cwd: std::env::current_dir()
-            .map(|d| d.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        started_at: sidecar::now_rfc3339(),
-        target: None,
-        socket,
-    };
-    match car.write_atomic(&naming::sidecar_path(&car.socket)) {
-        Ok(()) => config::log(format_args!(
-            "{} listening (asked for {requested})",
-            car.socket.display()
-        )),
-        Err(e) => config::log(format_args!(
-            "could not write the sidecar of {}: {e}",
-            car.socket.display()
-        )),
-    }
-    if let Some(l) = TABLE.lock().by_path_mut(&path) {
-        l.sidecar_written = true;
-    }
 }

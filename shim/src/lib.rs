@@ -5,18 +5,26 @@
 //! Layout:
 //! - [`config`]: reads the `AGENTFS_*` settings once, in the constructor; no settings, no conversion.
 //! - [`guard`]: the per-thread reentrancy guard every hook takes first.
+//! - [`pass`]: what a hook did with a call, and the reason for every pass-through.
 //! - [`sockaddr`]: socket addresses across the FFI boundary.
 //! - [`sys`]: the few syscalls the logic needs, as small safe functions.
 //! - [`registry`]: what this process converted, keyed by socket path.
-//! - [`convert`]: bind and listen: making the Unix socket and its sidecar.
+//! - [`convert`]: bind: making the Unix socket.
+//! - [`announce`]: its sidecar, written at bind and marked listening by the
+//!   first listen in any process; read back by processes that did not bind it.
 //! - [`answers`]: keeping the illusion: getsockname, getpeername, accept, socket options.
 //! - [`cleanup`]: removing our files at exit and on SIGTERM/SIGINT.
 //! - [`hooks`]: the exported symbols, one thin wrapper each, per platform.
 //!
 //! The rule throughout: when in doubt, pass the call through unchanged. A
 //! hook may run before the constructor, from any thread, in a forked child or
-//! inside our own code; each of those paths ends in the real function.
+//! inside our own code; each of those paths ends in the real function, with
+//! a [`pass::Pass`] reason that `AGENTFS_LOG` prints.
+//!
+//! The facts about loaders, kernels and real servers this design rests on
+//! are written down in `docs/design.md` at the repository root.
 
+mod announce;
 mod answers;
 mod cleanup;
 mod config;
@@ -25,6 +33,7 @@ mod convert;
 mod epoll;
 mod guard;
 mod hooks;
+mod pass;
 mod registry;
 mod sockaddr;
 mod sys;

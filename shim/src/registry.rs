@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::c_int;
 
+use crate::sockaddr::Family;
+
 /// One converted listener (or, with `creator_pid == 0`, one learned from a
-/// sidecar because this process only received its connections).
+/// sidecar because this process only received the socket or its connections).
 #[derive(Debug)]
 pub struct Listener {
     pub path: Vec<u8>,
@@ -25,7 +27,9 @@ pub struct Listener {
     pub creator_pid: u32,
     /// The descriptor holding the liveness lock, or -1.
     pub lock_fd: RawFd,
-    pub sidecar_written: bool,
+    /// Whether this process knows the socket listens: it saw the sidecar
+    /// say so, or wrote it so.
+    pub seen_listening: bool,
     /// Descriptors the app bound to this socket, each with the address it asked
     /// for: dual-stack servers bind `[::]:P` and `0.0.0.0:P` to one socket.
     pub aliases: Vec<(RawFd, SocketAddr)>,
@@ -41,24 +45,48 @@ pub struct CleanupPaths {
 }
 
 impl Listener {
-    /// The address `fd` asked for, falling back to the listener's.
-    pub fn address_for(&self, fd: RawFd) -> SocketAddr {
+    /// The address `fd` asked for, if this process bound `fd` to this listener.
+    pub fn alias(&self, fd: RawFd) -> Option<SocketAddr> {
         self.aliases
             .iter()
             .find(|(alias, _)| *alias == fd)
-            .map_or(self.requested, |(_, addr)| *addr)
+            .map(|(_, addr)| *addr)
     }
+
+    /// The address a descriptor of `family` asked for: the first alias of
+    /// that family, else the listener's.
+    pub fn asked_in(&self, family: Family) -> SocketAddr {
+        self.aliases
+            .iter()
+            .map(|(_, addr)| *addr)
+            .find(|addr| Family::of(addr) == family)
+            .unwrap_or(self.requested)
+    }
+}
+
+/// A connection this process accepted: from which listener (an index into
+/// [`Table::listeners`]), and the family of the descriptor it was accepted on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Accepted {
+    listener: usize,
+    family: Family,
 }
 
 /// Where fake ports for `listen(0)` start: the IANA dynamic range.
 const FIRST_FAKE_PORT: u16 = 49152;
 /// Socket options remembered for fds whose real setsockopt cannot take them.
 const MAX_FAKE_OPTIONS: usize = 4096;
+/// Accepted connections are remembered by descriptor number up to this one
+/// (8 bytes each, grown on demand); above it they get the fallback family.
+const MAX_REMEMBERED_FD: usize = 1 << 16;
 
 pub struct Table {
     pub listeners: Vec<Listener>,
     next_fake_port: u16,
     fake_options: Vec<(RawFd, c_int, c_int, c_int)>,
+    /// Indexed by descriptor number: a number is reused only after a close,
+    /// and the next accept or bind onto it overwrites its entry.
+    accepted: Vec<Option<Accepted>>,
 }
 
 impl Table {
@@ -67,6 +95,7 @@ impl Table {
             listeners: Vec::new(),
             next_fake_port: FIRST_FAKE_PORT,
             fake_options: Vec::new(),
+            accepted: Vec::new(),
         }
     }
 
@@ -76,6 +105,54 @@ impl Table {
 
     pub fn by_path_mut(&mut self, path: &[u8]) -> Option<&mut Listener> {
         self.listeners.iter_mut().find(|l| l.path == path)
+    }
+
+    pub fn index_by_path(&self, path: &[u8]) -> Option<usize> {
+        self.listeners.iter().position(|l| l.path == path)
+    }
+
+    /// The listener this process bound `fd` to, and what `fd` asked for.
+    pub fn by_alias(&self, fd: RawFd) -> Option<(usize, SocketAddr)> {
+        self.listeners
+            .iter()
+            .enumerate()
+            .find_map(|(index, l)| Some((index, l.alias(fd)?)))
+    }
+
+    /// Remembers that `fd` was accepted from `listener` on a descriptor of `family`.
+    pub fn remember_accepted(&mut self, fd: RawFd, listener: usize, family: Family) {
+        let Some(slot) = usize::try_from(fd).ok().filter(|&n| n < MAX_REMEMBERED_FD) else {
+            return;
+        };
+        if self.accepted.len() <= slot {
+            self.accepted.resize(slot + 1, None);
+        }
+        self.accepted[slot] = Some(Accepted { listener, family });
+    }
+
+    /// The family of the descriptor `fd` was accepted on, if it was accepted
+    /// here from `listener`.
+    pub fn accepted_family(&self, fd: RawFd, listener: usize) -> Option<Family> {
+        let slot = usize::try_from(fd).ok()?;
+        match self.accepted.get(slot).copied().flatten() {
+            Some(accepted) if accepted.listener == listener => Some(accepted.family),
+            _ => None,
+        }
+    }
+
+    /// Forgets what earlier binds and accepts said about the descriptor
+    /// number `fd`, which is being bound anew (its old socket was closed,
+    /// perhaps by a raw system call we never saw).
+    pub fn forget_descriptor(&mut self, fd: RawFd) {
+        for listener in &mut self.listeners {
+            listener.aliases.retain(|(alias, _)| *alias != fd);
+        }
+        if let Some(slot) = usize::try_from(fd)
+            .ok()
+            .and_then(|n| self.accepted.get_mut(n))
+        {
+            *slot = None;
+        }
     }
 
     /// This process's own listener for `port`, if any.
@@ -233,7 +310,7 @@ mod tests {
             requested: "0.0.0.0:49152".parse().unwrap(),
             creator_pid: 1,
             lock_fd: -1,
-            sidecar_written: true,
+            seen_listening: true,
             aliases: Vec::new(),
             cleanup: None,
         });
@@ -250,6 +327,25 @@ mod tests {
         assert_eq!(table.recall_option(5, 6, 1), 0);
         assert_eq!(table.recall_option(6, 6, 1), 1);
         assert_eq!(table.recall_option(7, 6, 1), 0);
+    }
+
+    #[test]
+    fn accepted_connections_remember_their_listener_and_family() {
+        let mut table = Table::new();
+        table.remember_accepted(7, 0, Family::V4);
+        table.remember_accepted(9, 1, Family::V6);
+        assert_eq!(table.accepted_family(7, 0), Some(Family::V4));
+        assert_eq!(table.accepted_family(7, 1), None, "another listener's");
+        assert_eq!(table.accepted_family(9, 1), Some(Family::V6));
+        assert_eq!(table.accepted_family(8, 0), None);
+        table.remember_accepted(7, 0, Family::V6);
+        assert_eq!(table.accepted_family(7, 0), Some(Family::V6), "reused fd");
+        table.forget_descriptor(7);
+        assert_eq!(table.accepted_family(7, 0), None);
+        table.remember_accepted(-1, 0, Family::V4);
+        table.remember_accepted(MAX_REMEMBERED_FD as RawFd, 0, Family::V4);
+        assert_eq!(table.accepted_family(MAX_REMEMBERED_FD as RawFd, 0), None);
+        assert!(table.accepted.len() <= MAX_REMEMBERED_FD);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Socket addresses across the FFI boundary: reading what the app passes,
-//! and writing answers into its buffers with the kernel's truncation rules.
+//! and writing answers into its buffers in the family of the descriptor it
+//! asked about, with the kernel's truncation rules.
 
-use std::mem;
+use std::mem::{self, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use libc::{
@@ -119,29 +120,90 @@ pub unsafe fn read_inet(addr: *const sockaddr, len: socklen_t) -> Option<SocketA
     }
 }
 
-/// Copies an address into the app's buffer as the kernel would: at most
-/// `*len` bytes, then `*len` set to the address's full size.
+/// The address family of a descriptor as the app created it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(addr: &SocketAddr) -> Family {
+        match addr {
+            SocketAddr::V4(_) => Family::V4,
+            SocketAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// The family an address buffer of `room` bytes was sized for, when the
+    /// size tells: big enough for a `sockaddr_in` but not a `sockaddr_in6`
+    /// can only be meant for AF_INET (Python sizes buffers this way).
+    pub fn sized_for(room: socklen_t) -> Option<Family> {
+        let room = room as usize;
+        (mem::size_of::<sockaddr_in>()..mem::size_of::<sockaddr_in6>())
+            .contains(&room)
+            .then_some(Family::V4)
+    }
+
+    /// The loopback address of this family.
+    pub fn loopback(self, port: u16) -> SocketAddr {
+        match self {
+            Family::V4 => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            Family::V6 => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+        }
+    }
+}
+
+/// `addr` as an address of `family`, as a socket of that family would see
+/// it: an IPv4 address on an IPv6 socket is v4-mapped (`::ffff:a.b.c.d`,
+/// the wildcard stays a wildcard); an IPv6 address on an IPv4 socket is its
+/// IPv4 counterpart where it has one, else IPv4 loopback, where agentfs
+/// really serves.
+pub fn in_family(addr: SocketAddr, family: Family) -> SocketAddr {
+    let port = addr.port();
+    match (addr.ip(), family) {
+        (IpAddr::V4(_), Family::V4) | (IpAddr::V6(_), Family::V6) => addr,
+        (IpAddr::V4(v4), Family::V6) if v4.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)
+        }
+        (IpAddr::V4(v4), Family::V6) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), port),
+        (IpAddr::V6(v6), Family::V4) => {
+            let v4 = if v6.is_unspecified() {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::LOCALHOST)
+            };
+            SocketAddr::new(IpAddr::V4(v4), port)
+        }
+    }
+}
+
+/// Writes `addr`, as an address of `family`, into the app's buffer `dst` as
+/// the kernel would: the first `dst.len()` bytes of the encoded address at
+/// most, nothing beyond. Returns the full size of the address, which is
+/// what the kernel stores in the caller's length.
+pub fn write_answer(addr: SocketAddr, family: Family, dst: &mut [MaybeUninit<u8>]) -> socklen_t {
+    let (storage, len) = Storage::from_inet(&in_family(addr, family));
+    // SAFETY: the storage holds `len` initialised bytes.
+    let src = unsafe { std::slice::from_raw_parts(storage.as_ptr().cast::<u8>(), len as usize) };
+    for (to, &from) in dst.iter_mut().zip(src) {
+        to.write(from);
+    }
+    len
+}
+
+/// The app's address buffer as bytes to write: `room` bytes at `addr`, or
+/// none when `addr` is null.
 ///
 /// # Safety
-/// `addr` must be null or valid for writes of `*len` bytes; `len` must be
-/// null or valid.
-pub unsafe fn write_to_app(
-    src: &Storage,
-    src_len: socklen_t,
-    addr: *mut sockaddr,
-    len: *mut socklen_t,
-) {
-    if addr.is_null() || len.is_null() {
-        return;
+/// `addr` must be null or valid for writes of `room` bytes for `'a`.
+pub unsafe fn app_buffer<'a>(addr: *mut sockaddr, room: socklen_t) -> &'a mut [MaybeUninit<u8>] {
+    if addr.is_null() {
+        return &mut [];
     }
-    // SAFETY: the caller guarantees len is valid.
-    let room = unsafe { *len } as usize;
-    let count = room.min(src_len as usize);
-    // SAFETY: src holds at least src_len bytes; the app's buffer holds room bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(src.as_ptr().cast::<u8>(), addr.cast::<u8>(), count);
-        *len = src_len;
-    }
+    // SAFETY: the caller guarantees room writable bytes; MaybeUninit makes
+    // no claim about their contents.
+    unsafe { std::slice::from_raw_parts_mut(addr.cast::<MaybeUninit<u8>>(), room as usize) }
 }
 
 /// A `sockaddr_un` for `path`, or `None` if it does not fit `sun_path`.
@@ -161,14 +223,6 @@ pub fn unix(path: &[u8]) -> Option<(sockaddr_un, socklen_t)> {
         un.sun_len = len as u8;
     }
     Some((un, len as socklen_t))
-}
-
-/// The loopback address of the same family as `like`.
-pub fn loopback_like(like: &SocketAddr, port: u16) -> SocketAddr {
-    match like {
-        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
-    }
 }
 
 #[cfg(test)]
@@ -195,18 +249,97 @@ mod tests {
         assert_eq!(unsafe { read_inet((&raw const un).cast(), un_len) }, None);
     }
 
+    /// Decodes what `write_answer` left in a buffer big enough for it.
+    fn decode(buf: &[MaybeUninit<u8>], len: socklen_t) -> SocketAddr {
+        let mut storage = Storage::zeroed();
+        // SAFETY: write_answer initialised the first len bytes; they fit the storage.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                buf.as_ptr().cast::<u8>(),
+                storage.as_mut_ptr().cast::<u8>(),
+                len as usize,
+            );
+            read_inet(storage.as_ptr(), len).expect("an IP address")
+        }
+    }
+
     #[test]
-    fn writes_truncate_like_the_kernel() {
-        let (storage, full) = Storage::from_inet(&"[::1]:80".parse().unwrap());
-        let mut buf = [0xffu8; 8];
-        let mut len: socklen_t = 8;
-        // SAFETY: buf holds len bytes.
-        unsafe { write_to_app(&storage, full, buf.as_mut_ptr().cast(), &mut len) };
-        assert_eq!(len, full);
-        assert_eq!(
-            i32::from(u16::from_ne_bytes([buf[0], buf[1]])),
-            libc::AF_INET6
-        );
+    fn answers_are_in_the_asked_family_and_truncated_like_the_kernel() {
+        const SENTINEL: u8 = 0xa5;
+        let bound: [SocketAddr; 6] = [
+            "0.0.0.0:8081".parse().unwrap(),
+            "127.0.0.1:80".parse().unwrap(),
+            "10.1.2.3:65535".parse().unwrap(),
+            "[::]:8081".parse().unwrap(),
+            "[::1]:80".parse().unwrap(),
+            "[fe80::1]:443".parse().unwrap(),
+        ];
+        let in_len = mem::size_of::<sockaddr_in>();
+        let in6_len = mem::size_of::<sockaddr_in6>();
+        for addr in bound {
+            for family in [Family::V4, Family::V6] {
+                let full = match family {
+                    Family::V4 => in_len,
+                    Family::V6 => in6_len,
+                };
+                let expected = in_family(addr, family);
+                assert_eq!(Family::of(&expected), family, "{addr} as {family:?}");
+                assert_eq!(expected.port(), addr.port());
+                let (whole, whole_len) = Storage::from_inet(&expected);
+                // SAFETY: the storage holds whole_len bytes.
+                let whole = unsafe {
+                    std::slice::from_raw_parts(whole.as_ptr().cast::<u8>(), whole_len as usize)
+                };
+                for room in 0..=in6_len + 4 {
+                    let mut buf = [MaybeUninit::new(SENTINEL); 40];
+                    let len = write_answer(addr, family, &mut buf[..room]);
+                    let case = format!("{addr} as {family:?} into {room} bytes");
+                    assert_eq!(len as usize, full, "{case}: the full size");
+                    let written = room.min(full);
+                    // SAFETY: every byte was initialised, by the sentinel or the answer.
+                    let bytes: Vec<u8> = buf.iter().map(|b| unsafe { b.assume_init() }).collect();
+                    assert_eq!(&bytes[..written], &whole[..written], "{case}: the prefix");
+                    assert!(
+                        bytes[written..].iter().all(|&b| b == SENTINEL),
+                        "{case}: nothing written past the answer or the buffer"
+                    );
+                    if room >= full {
+                        assert_eq!(decode(&buf, len), expected, "{case}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn addresses_keep_their_meaning_across_families() {
+        let cases = [
+            ("0.0.0.0:1", Family::V6, "[::]:1"),
+            ("127.0.0.1:2", Family::V6, "[::ffff:127.0.0.1]:2"),
+            ("[::]:3", Family::V4, "0.0.0.0:3"),
+            ("[::1]:4", Family::V4, "127.0.0.1:4"),
+            ("[::ffff:10.0.0.1]:5", Family::V4, "10.0.0.1:5"),
+            ("[fe80::1]:6", Family::V4, "127.0.0.1:6"),
+            ("[::1]:7", Family::V6, "[::1]:7"),
+        ];
+        for (addr, family, expected) in cases {
+            assert_eq!(
+                in_family(addr.parse().unwrap(), family),
+                expected.parse::<SocketAddr>().unwrap(),
+                "{addr} as {family:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_an_inet_sized_buffer_tells_its_family() {
+        let in_len = mem::size_of::<sockaddr_in>() as socklen_t;
+        let in6_len = mem::size_of::<sockaddr_in6>() as socklen_t;
+        assert_eq!(Family::sized_for(in_len), Some(Family::V4));
+        assert_eq!(Family::sized_for(in6_len - 1), Some(Family::V4));
+        for room in [0, 2, in_len - 1, in6_len, 128] {
+            assert_eq!(Family::sized_for(room), None, "{room}");
+        }
     }
 
     #[test]

@@ -9,6 +9,12 @@ pub enum Fixture {
     PythonProbe,
     /// `fixtures/python/passthrough.py`
     PythonPassthrough,
+    /// `fixtures/python/aiohttp_app.py`: aiohttp binding 0.0.0.0 and [::].
+    PythonAiohttp,
+    /// `fixtures/python/recv_server.py`: reads with recvfrom and recvmsg.
+    PythonRecv,
+    /// `fixtures/python/spawn_listener.py`: binds, then listens in an exec'd child.
+    PythonSpawnListener,
     /// `fixtures/node/server.js`
     Node,
     /// `fixtures/node/cluster.js`
@@ -19,7 +25,8 @@ pub enum Fixture {
     CThreads,
 }
 
-fn fixtures_dir() -> PathBuf {
+/// The repository's `fixtures/` directory.
+pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
@@ -27,15 +34,15 @@ impl Fixture {
     /// The command line running this fixture with `args`.
     pub fn command(self, args: &[&str]) -> Vec<String> {
         let dir = fixtures_dir();
+        let run = |program: &str, script: &str| vec![program.to_owned(), path(dir.join(script))];
         let mut cmd: Vec<String> = match self {
-            Fixture::PythonProbe => {
-                vec!["python3".into(), path(dir.join("python/probe_server.py"))]
-            }
-            Fixture::PythonPassthrough => {
-                vec!["python3".into(), path(dir.join("python/passthrough.py"))]
-            }
-            Fixture::Node => vec!["node".into(), path(dir.join("node/server.js"))],
-            Fixture::NodeCluster => vec!["node".into(), path(dir.join("node/cluster.js"))],
+            Fixture::PythonProbe => run("python3", "python/probe_server.py"),
+            Fixture::PythonPassthrough => run("python3", "python/passthrough.py"),
+            Fixture::PythonAiohttp => run("python3", "python/aiohttp_app.py"),
+            Fixture::PythonRecv => run("python3", "python/recv_server.py"),
+            Fixture::PythonSpawnListener => run("python3", "python/spawn_listener.py"),
+            Fixture::Node => run("node", "node/server.js"),
+            Fixture::NodeCluster => run("node", "node/cluster.js"),
             Fixture::C => vec![path(c_server())],
             Fixture::CThreads => vec![path(c_program("threads"))],
         };

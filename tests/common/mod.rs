@@ -113,7 +113,8 @@ impl TestHome {
         Wrapped::spawn(command)
     }
 
-    /// Every sidecar in the run directory that reads back valid.
+    /// Every sidecar in the run directory that reads back valid and whose
+    /// socket listens (a socket is announced at bind, not yet listening).
     pub fn sidecars(&self) -> Vec<Sidecar> {
         let Ok(entries) = std::fs::read_dir(self.run_dir()) else {
             return Vec::new();
@@ -122,6 +123,7 @@ impl TestHome {
             .flatten()
             .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
             .filter_map(|e| sidecar::read_checked(&e.path(), &self.run_dir()).ok())
+            .filter(|car| car.listening)
             .collect()
     }
 

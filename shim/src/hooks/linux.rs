@@ -2,7 +2,7 @@
 //! up the real ones with `dlsym(RTLD_NEXT)`. Each is one call into the shared
 //! entry points of [`super`].
 
-use libc::{c_int, c_void, sockaddr, socklen_t};
+use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 use redhook::{hook, real};
 
 hook! {
@@ -35,17 +35,29 @@ hook! {
 
 hook! {
     unsafe fn accept(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int => agentfs_accept {
-        let room = if len.is_null() { 0 } else { unsafe { *len } };
         // SAFETY: as above.
-        unsafe { super::after_accept(real!(accept)(fd, address, len), address, len, room) }
+        unsafe { super::accept(fd, address, len, || real!(accept)(fd, address, len)) }
     }
 }
 
 hook! {
     unsafe fn accept4(fd: c_int, address: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int => agentfs_accept4 {
-        let room = if len.is_null() { 0 } else { unsafe { *len } };
         // SAFETY: as above.
-        unsafe { super::after_accept(real!(accept4)(fd, address, len, flags), address, len, room) }
+        unsafe { super::accept(fd, address, len, || real!(accept4)(fd, address, len, flags)) }
+    }
+}
+
+hook! {
+    unsafe fn recvfrom(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int, address: *mut sockaddr, len: *mut socklen_t) -> ssize_t => agentfs_recvfrom {
+        // SAFETY: as above.
+        unsafe { super::recvfrom(fd, buf, n, flags, address, len, real!(recvfrom)) }
+    }
+}
+
+hook! {
+    unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t => agentfs_recvmsg {
+        // SAFETY: as above.
+        unsafe { super::recvmsg(fd, msg, flags, real!(recvmsg)) }
     }
 }
 

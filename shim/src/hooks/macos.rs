@@ -6,7 +6,7 @@
 //! image are not redirected, so a replacement reaches the real function by
 //! simply calling the libc one. Each pair is a `#[used]` static: redhook's
 //! macOS macro declares its pairs without `#[used]`, and a release cdylib then
-//! loses the section and interposes nothing (see DESIGN-NOTES).
+//! loses the section and interposes nothing (see docs/design.md).
 //!
 //! Each replacement is one call into the shared entry points of [`super`],
 //! except execve and posix_spawn(p), which put `DYLD_INSERT_LIBRARIES` back
@@ -20,6 +20,10 @@
 //!   calls the second. There is no accept4 on macOS: accepted sockets get
 //!   O_NONBLOCK through fcntl or ioctl(FIONBIO), which work on Unix sockets
 //!   as they do on TCP ones.
+//! - recvfrom, recvmsg and their `$NOCANCEL` variants: a sender's address
+//!   on one of our sockets is reported as getpeername reports it. macOS's
+//!   Unix stream sockets are not expected to return one, but the check is
+//!   the same cheap one as on Linux and keeps both platforms alike.
 //! - close and `close$NOCANCEL` are not hooked: the shim never learns
 //!   anything from a close (it judges an fd by what getsockname says it is
 //!   now, and removes its files at exit), and Linux does not hook close either.
@@ -31,7 +35,7 @@
 //!   pass SOL_SOCKET through, so it reaches the kernel and works as on TCP.
 
 use libc::{c_char, c_int, c_void, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
-use libc::{sockaddr, socklen_t};
+use libc::{msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use agentfs_contract::env;
 
@@ -72,24 +76,22 @@ macro_rules! interpose {
 
 /// libSystem's exports that have no name a Rust identifier can spell.
 mod nocancel {
-    use libc::{c_int, sockaddr, socklen_t};
+    use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
     extern "C" {
         #[link_name = "accept$NOCANCEL"]
         pub fn accept(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int;
-    }
-}
-
-/// The room the app gave for an address, read before the real call changes it.
-///
-/// # Safety
-/// `len` must be NULL or valid.
-unsafe fn room(len: *const socklen_t) -> socklen_t {
-    if len.is_null() {
-        0
-    } else {
-        // SAFETY: non-NULL, so the app's valid socklen_t.
-        unsafe { *len }
+        #[link_name = "recvfrom$NOCANCEL"]
+        pub fn recvfrom(
+            fd: c_int,
+            buf: *mut c_void,
+            n: size_t,
+            flags: c_int,
+            address: *mut sockaddr,
+            len: *mut socklen_t,
+        ) -> ssize_t;
+        #[link_name = "recvmsg$NOCANCEL"]
+        pub fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t;
     }
 }
 
@@ -130,13 +132,47 @@ interpose! {
     }
 
     accept: libc::accept => unsafe fn(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
-        // SAFETY: as above; room is read before the real call.
-        unsafe { crate::hooks::after_accept(libc::accept(fd, address, len), address, len, room(len)) }
+        // SAFETY: as above.
+        unsafe { crate::hooks::accept(fd, address, len, || libc::accept(fd, address, len)) }
     }
 
     accept_nocancel: nocancel::accept => unsafe fn(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
         // SAFETY: as above.
-        unsafe { crate::hooks::after_accept(nocancel::accept(fd, address, len), address, len, room(len)) }
+        unsafe { crate::hooks::accept(fd, address, len, || nocancel::accept(fd, address, len)) }
+    }
+
+    recvfrom: libc::recvfrom => unsafe fn(
+        fd: c_int,
+        buf: *mut c_void,
+        n: size_t,
+        flags: c_int,
+        address: *mut sockaddr,
+        len: *mut socklen_t,
+    ) -> ssize_t {
+        // SAFETY: as above.
+        unsafe { crate::hooks::recvfrom(fd, buf, n, flags, address, len, libc::recvfrom) }
+    }
+
+    recvfrom_nocancel: nocancel::recvfrom => unsafe fn(
+        fd: c_int,
+        buf: *mut c_void,
+        n: size_t,
+        flags: c_int,
+        address: *mut sockaddr,
+        len: *mut socklen_t,
+    ) -> ssize_t {
+        // SAFETY: as above.
+        unsafe { crate::hooks::recvfrom(fd, buf, n, flags, address, len, nocancel::recvfrom) }
+    }
+
+    recvmsg: libc::recvmsg => unsafe fn(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+        // SAFETY: as above.
+        unsafe { crate::hooks::recvmsg(fd, msg, flags, libc::recvmsg) }
+    }
+
+    recvmsg_nocancel: nocancel::recvmsg => unsafe fn(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+        // SAFETY: as above.
+        unsafe { crate::hooks::recvmsg(fd, msg, flags, nocancel::recvmsg) }
     }
 
     setsockopt: libc::setsockopt => unsafe fn(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int {

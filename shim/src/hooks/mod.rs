@@ -1,16 +1,26 @@
 //! The hook entry points, shared by every platform: each takes the app's
-//! arguments and the real function, and either rewrites the call or passes it
-//! through. The platform modules only export symbols that call these.
+//! arguments and the real function, asks safe logic what to do, and either
+//! answers the call or passes it through. The platform modules only export
+//! symbols that call these.
 //!
-//! Every entry takes the reentrancy guard first and checks the configuration;
+//! The logic returns an [`Outcome`]: done, failed with an errno, or passed
+//! through with a [`Pass`] reason, which `AGENTFS_LOG` prints. Every entry
+//! takes the reentrancy guard and the configuration first ([`enter`]);
 //! without both, the real function runs untouched.
+//!
+//! - this file: bind, listen and socket options.
+//! - [`address`]: the calls that report addresses (getsockname, getpeername,
+//!   accept, recvfrom, recvmsg).
 
 use std::os::fd::RawFd;
 
 use libc::{c_int, c_void, sockaddr, socklen_t};
 
-use crate::{answers, config, convert, guard, sockaddr as addr, sys};
+use crate::config::Config;
+use crate::pass::{self, Hook, Outcome, Pass};
+use crate::{announce, answers, config, convert, guard, sockaddr as addr, sys};
 
+mod address;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod linux;
 #[cfg(target_os = "macos")]
@@ -18,172 +28,78 @@ mod macos;
 #[cfg(any(target_os = "macos", test))]
 mod macos_env;
 
+pub use address::{accept, getpeername, getsockname, recvfrom, recvmsg};
+
 pub type BindFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
 pub type ListenFn = unsafe extern "C" fn(c_int, c_int) -> c_int;
 pub type AddressFn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t) -> c_int;
 pub type SetOptFn = unsafe extern "C" fn(c_int, c_int, c_int, *const c_void, socklen_t) -> c_int;
 pub type GetOptFn = unsafe extern "C" fn(c_int, c_int, c_int, *mut c_void, *mut socklen_t) -> c_int;
 
+/// The reentrancy guard and the settings, or why the call passes through.
+fn enter() -> Result<(guard::Guard, &'static Config), Pass> {
+    let guard = guard::enter().ok_or(Pass::Reentered)?;
+    let config = config::active().ok_or(Pass::Inactive)?;
+    Ok((guard, config))
+}
+
 /// bind: IP stream sockets become Unix sockets in the run directory.
 ///
 /// # Safety
 /// The arguments are the app's, as it passed them to bind.
 pub unsafe fn bind(fd: c_int, address: *const sockaddr, len: socklen_t, real: BindFn) -> c_int {
-    let Some(_guard) = guard::enter() else {
-        // SAFETY: the app's own arguments, unchanged.
-        return unsafe { real(fd, address, len) };
-    };
     // SAFETY: the app passed len readable bytes at address.
     let requested = unsafe { addr::read_inet(address, len) };
-    let (Some(config), Some(requested)) = (config::active(), requested) else {
-        // SAFETY: as above.
-        return unsafe { real(fd, address, len) };
+    let outcome = match enter() {
+        Err(why) => Outcome::Pass(why),
+        Ok((_guard, config)) => match requested {
+            Some(requested) => convert::bind(config, fd, requested),
+            None => Outcome::Pass(Pass::NotInet),
+        },
     };
-    match convert::bind(config, fd, requested) {
-        convert::Outcome::Converted => 0,
-        convert::Outcome::Failed(errno) => {
-            config::log(format_args!(
-                "bind({fd}, {requested}) failed: {}",
-                std::io::Error::from_raw_os_error(errno)
-            ));
+    pass::note_outcome(Hook::Bind, fd, &outcome);
+    match outcome {
+        Outcome::Done => 0,
+        Outcome::Failed(errno) => {
             sys::set_errno(errno);
             -1
         }
-        convert::Outcome::Pass(why) => {
-            config::log(format_args!(
-                "bind({fd}, {requested}) passed through: {why:?}"
-            ));
-            // SAFETY: as above.
-            unsafe { real(fd, address, len) }
-        }
+        // SAFETY: the app's own arguments, unchanged.
+        Outcome::Pass(_) => unsafe { real(fd, address, len) },
     }
 }
 
-/// listen: once a converted socket listens, its sidecar is written.
+/// listen: the first listen on a converted socket, in any process, marks
+/// its sidecar listening.
 ///
 /// # Safety
 /// The arguments are the app's.
 pub unsafe fn listen(fd: c_int, backlog: c_int, real: ListenFn) -> c_int {
     // SAFETY: the app's own arguments.
     let ret = unsafe { real(fd, backlog) };
-    if ret == 0 {
-        if let (Some(_guard), Some(config)) = (guard::enter(), config::active()) {
-            convert::listened(config, fd);
-        }
-    }
-    ret
-}
-
-/// Whether the real call left an AF_UNIX address in the app's buffer.
-///
-/// # Safety
-/// `address` must be valid for `*len` bytes when both are non-null.
-unsafe fn app_got_unix_address(
-    address: *const sockaddr,
-    len: *const socklen_t,
-    room: socklen_t,
-) -> bool {
-    // SAFETY: non-null pointers from a call that just succeeded; the kernel
-    // wrote at least the family when there was room for it.
-    !address.is_null()
-        && !len.is_null()
-        && room as usize >= std::mem::size_of::<libc::sa_family_t>()
-        && i32::from(unsafe { (*address).sa_family }) == libc::AF_UNIX
-}
-
-/// Rewrites the address a call returned for `fd` when `answer` has one.
-///
-/// # Safety
-/// As for [`app_got_unix_address`].
-unsafe fn rewrite_address(
-    fd: RawFd,
-    address: *mut sockaddr,
-    len: *mut socklen_t,
-    room: socklen_t,
-    answer: fn(&config::Config, RawFd) -> Option<(addr::Storage, socklen_t)>,
-) {
-    // SAFETY: forwarded from the caller.
-    if !unsafe { app_got_unix_address(address, len, room) } {
-        return;
-    }
-    let (Some(_guard), Some(config)) = (guard::enter(), config::active()) else {
-        return;
+    let outcome = if ret == 0 {
+        Outcome::from(enter().and_then(|(_guard, config)| announce::listened(config, fd)))
+    } else {
+        Outcome::Pass(Pass::RealCallFailed)
     };
-    if let Some((storage, storage_len)) = answer(config, fd) {
-        // SAFETY: the app's buffer holds `room` bytes; write_to_app writes at most that.
-        unsafe {
-            *len = room;
-            addr::write_to_app(&storage, storage_len, address, len);
-        }
-    }
-}
-
-/// getsockname: a converted socket reports the address the app asked for.
-///
-/// # Safety
-/// The arguments are the app's.
-pub unsafe fn getsockname(
-    fd: c_int,
-    address: *mut sockaddr,
-    len: *mut socklen_t,
-    real: AddressFn,
-) -> c_int {
-    // SAFETY: forwarded from the caller.
-    unsafe { address_query(fd, address, len, real, answers::local_address) }
-}
-
-/// getpeername: connections to a converted listener have a loopback peer.
-///
-/// # Safety
-/// The arguments are the app's.
-pub unsafe fn getpeername(
-    fd: c_int,
-    address: *mut sockaddr,
-    len: *mut socklen_t,
-    real: AddressFn,
-) -> c_int {
-    // SAFETY: forwarded from the caller.
-    unsafe { address_query(fd, address, len, real, answers::peer_address) }
-}
-
-/// The real address call, then `answer`'s address in place of a Unix one.
-///
-/// # Safety
-/// The arguments are the app's.
-unsafe fn address_query(
-    fd: c_int,
-    address: *mut sockaddr,
-    len: *mut socklen_t,
-    real: AddressFn,
-    answer: fn(&config::Config, RawFd) -> Option<(addr::Storage, socklen_t)>,
-) -> c_int {
-    // SAFETY: len is the app's pointer, read only when non-null.
-    let room = if len.is_null() { 0 } else { unsafe { *len } };
-    // SAFETY: the app's own arguments.
-    let ret = unsafe { real(fd, address, len) };
-    if ret == 0 {
-        // SAFETY: the call succeeded with these buffers.
-        unsafe { rewrite_address(fd, address, len, room, answer) };
-    }
+    pass::note_outcome(Hook::Listen, fd, &outcome);
     ret
 }
 
-/// accept and accept4, after the real call returned `accepted`: the peer
-/// address, when asked for, is a loopback one.
-///
-/// # Safety
-/// `address`/`len` are the app's, as passed to accept.
-pub unsafe fn after_accept(
-    accepted: c_int,
-    address: *mut sockaddr,
-    len: *mut socklen_t,
-    room: socklen_t,
-) -> c_int {
-    if accepted >= 0 {
-        // SAFETY: the call succeeded with these buffers.
-        unsafe { rewrite_address(accepted, address, len, room, answers::peer_address) };
+/// Whether a failed socket-option call on `fd` is one we answer: an IP- or
+/// TCP-level option a Unix socket refused, on one of our sockets.
+fn answers_option(fd: RawFd, level: c_int, errno: c_int) -> Result<guard::Guard, Pass> {
+    if !answers::is_ip_level(level) {
+        return Err(Pass::NotIpLevel);
     }
-    accepted
+    if !answers::is_unsupported_option_error(errno) {
+        return Err(Pass::RealCallFailed);
+    }
+    let (guard, config) = enter()?;
+    if !answers::is_ours(config, fd) {
+        return Err(Pass::NotOurs);
+    }
+    Ok(guard)
 }
 
 /// setsockopt: TCP- and IP-level options on converted sockets succeed.
@@ -200,27 +116,28 @@ pub unsafe fn setsockopt(
 ) -> c_int {
     // SAFETY: the app's own arguments.
     let ret = unsafe { real(fd, level, name, value, len) };
-    if ret == 0 || !answers::is_ip_level(level) {
+    if ret == 0 {
+        pass::note(Hook::Setsockopt, fd, Pass::RealCallAnswered);
         return ret;
     }
     let errno = sys::last_errno();
-    if answers::is_unsupported_option_error(errno) {
-        if let (Some(_guard), Some(config)) = (guard::enter(), config::active()) {
-            if answers::is_ours(config, fd) {
-                let int_value = if !value.is_null() && len as usize >= std::mem::size_of::<c_int>()
-                {
-                    // SAFETY: the app passed len readable bytes.
-                    unsafe { value.cast::<c_int>().read_unaligned() }
-                } else {
-                    0
-                };
-                answers::remember_option(fd, level, name, int_value);
-                return 0;
-            }
+    match answers_option(fd, level, errno) {
+        Ok(_guard) => {
+            let int_value = if !value.is_null() && len as usize >= std::mem::size_of::<c_int>() {
+                // SAFETY: the app passed len readable bytes.
+                unsafe { value.cast::<c_int>().read_unaligned() }
+            } else {
+                0
+            };
+            answers::remember_option(fd, level, name, int_value);
+            0
+        }
+        Err(why) => {
+            pass::note(Hook::Setsockopt, fd, why);
+            sys::set_errno(errno);
+            ret
         }
     }
-    sys::set_errno(errno);
-    ret
 }
 
 /// getsockopt: TCP- and IP-level options on converted sockets read back what was set.
@@ -237,24 +154,31 @@ pub unsafe fn getsockopt(
 ) -> c_int {
     // SAFETY: the app's own arguments.
     let ret = unsafe { real(fd, level, name, value, len) };
-    if ret == 0 || !answers::is_ip_level(level) || value.is_null() || len.is_null() {
+    if ret == 0 {
+        pass::note(Hook::Getsockopt, fd, Pass::RealCallAnswered);
         return ret;
     }
     let errno = sys::last_errno();
-    if answers::is_unsupported_option_error(errno) {
-        if let (Some(_guard), Some(config)) = (guard::enter(), config::active()) {
-            if answers::is_ours(config, fd) {
-                let bytes = answers::recall_option(fd, level, name).to_ne_bytes();
-                // SAFETY: the app's buffer holds *len bytes; we write at most that.
-                unsafe {
-                    let count = (*len as usize).min(bytes.len());
-                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.cast::<u8>(), count);
-                    *len = count as socklen_t;
-                }
-                return 0;
+    let answered = if value.is_null() || len.is_null() {
+        Err(Pass::NoBuffer)
+    } else {
+        answers_option(fd, level, errno)
+    };
+    match answered {
+        Ok(_guard) => {
+            let bytes = answers::recall_option(fd, level, name).to_ne_bytes();
+            // SAFETY: the app's buffer holds *len bytes; we write at most that.
+            unsafe {
+                let count = (*len as usize).min(bytes.len());
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.cast::<u8>(), count);
+                *len = count as socklen_t;
             }
+            0
+        }
+        Err(why) => {
+            pass::note(Hook::Getsockopt, fd, why);
+            sys::set_errno(errno);
+            ret
         }
     }
-    sys::set_errno(errno);
-    ret
 }
