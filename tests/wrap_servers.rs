@@ -106,3 +106,30 @@ fn probe_sees_its_socket_options_and_addresses() {
         .unwrap();
     assert_eq!(dir_mode & 0o777, 0o700);
 }
+
+#[test]
+fn the_sidecar_records_where_the_instance_was_started_not_where_the_server_moved() {
+    let home = TestHome::new();
+    let started_in = home.dir.join("project");
+    std::fs::create_dir_all(&started_in).unwrap();
+    // Like a database changing into its data directory before it binds.
+    let script = "import os, http.server\n\
+                  os.chdir('/')\n\
+                  http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler, port=8411, bind='127.0.0.1')";
+    let mut cmd = home.agentfs(&[
+        "wrap",
+        "--no-router",
+        "--name",
+        "db",
+        "--instance",
+        "a",
+        "--",
+        "python3",
+        "-c",
+        script,
+    ]);
+    cmd.current_dir(&started_in);
+    let _app = common::Wrapped::spawn(cmd);
+    let car = home.wait_sidecar("db", "a", Some(8411));
+    assert_eq!(std::path::PathBuf::from(&car.cwd), started_in);
+}

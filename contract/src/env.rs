@@ -15,6 +15,9 @@ pub const INSTANCE: &str = "AGENTFS_INSTANCE";
 pub const SOCKET: &str = "AGENTFS_SOCKET";
 /// `{instance}.{app}.localhost`, for apps that want to print their URL.
 pub const HOSTNAME: &str = "AGENTFS_HOSTNAME";
+/// The directory the instance was started from (wrap's), which sidecars
+/// record as `cwd` whatever directory the listening process moved to.
+pub const WORKDIR: &str = "AGENTFS_WORKDIR";
 /// When set (to anything but `0` or empty), the shim writes diagnostics to stderr.
 pub const LOG: &str = "AGENTFS_LOG";
 /// The router's HTTP port.
@@ -46,6 +49,6 @@ pub const STAND_INS: &str = "AGENTFS_STAND_INS";
 /// The variables that describe one wrapped instance. A process agentfs
 /// starts for itself (the background router) drops them and [`PRELOAD`], so
 /// it never runs as part of the instance it was started from.
-pub const INSTANCE_VARS: [&str; 8] = [
-    APP, INSTANCE, RUN_DIR, SOCKET, HOSTNAME, SHIM, STAND_INS, LOG,
+pub const INSTANCE_VARS: [&str; 9] = [
+    APP, INSTANCE, RUN_DIR, SOCKET, HOSTNAME, WORKDIR, SHIM, STAND_INS, LOG,
 ];

@@ -31,6 +31,8 @@ pub struct Instance {
     pub id_from: IdFrom,
     /// The primary socket's path.
     pub socket: PathBuf,
+    /// Where the instance was started from (recorded in its sidecars).
+    pub workdir: PathBuf,
 }
 
 /// Where an instance id came from.
@@ -80,6 +82,7 @@ impl Instance {
             id,
             id_from,
             socket,
+            workdir: cwd,
         })
     }
 
@@ -95,6 +98,7 @@ impl Instance {
                 env::HOSTNAME,
                 naming::instance_hostname(&self.app, &self.id).into(),
             ),
+            (env::WORKDIR, self.workdir.clone().into()),
         ]
     }
 

@@ -44,9 +44,13 @@ fn build(config: &Config, path: &[u8], requested: SocketAddr, listening: bool) -
         argv: std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
-        cwd: std::env::current_dir()
-            .map(|d| d.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        // Where the instance was started, not where this process moved to
+        // (a database changes into its data directory before it binds).
+        cwd: config.workdir.clone().unwrap_or_else(|| {
+            std::env::current_dir()
+                .map(|d| d.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }),
         started_at: sidecar::now_rfc3339(),
         target: None,
         socket: socket_of(path),

@@ -20,6 +20,8 @@ pub struct Config {
     pub run_dir: PathBuf,
     /// `run_dir` and a trailing `/`, as bytes: the prefix of every socket path we own.
     pub run_dir_prefix: Vec<u8>,
+    /// Where the instance was started from, for sidecars (else the process's own directory).
+    pub workdir: Option<String>,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -106,6 +108,7 @@ fn from_env() -> Result<Option<Config>, String> {
         instance,
         run_dir,
         run_dir_prefix,
+        workdir: std::env::var(env::WORKDIR).ok().filter(|d| !d.is_empty()),
     }))
 }
 
