@@ -88,8 +88,15 @@ fn ps_json_shows_live_then_stale_and_prune_removes() {
     assert!(text.starts_with("APP"), "{text}");
     assert!(text.lines().nth(1).unwrap().contains("stale"), "{text}");
 
-    let pruned = home.run(&["ps", "--prune"]);
+    // --json holds with --prune: the removed entries, as JSON on stdout.
+    let pruned = home.run(&["ps", "--prune", "--json"]);
     assert!(String::from_utf8_lossy(&pruned.stderr).contains("removed 1 stale entry"));
+    let removed: Vec<Value> = serde_json::from_slice(&pruned.stdout).unwrap();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(
+        (&removed[0]["app"], &removed[0]["status"]),
+        (&"web".into(), &"stale".into())
+    );
     assert_eq!(all_files(&home.run_dir()), Vec::<String>::new());
     assert_eq!(ps_json(&home, &[]), Vec::<Value>::new());
 }
@@ -224,5 +231,48 @@ async fn manual_route_is_reachable_through_the_router() {
     let answer = router_common::get(router.port, "mine.localhost", "/").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "manual");
+    router.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routers_own_control_socket_is_never_a_route() {
+    let home = Home::new();
+    let router = router_common::TestRouter::start(&home);
+    // Through agentfs route: refused with the reason, by path or by a link to it.
+    let link = home.dir.join("innocent.sock");
+    std::os::unix::fs::symlink(home.control(), &link).unwrap();
+    for socket in [home.control(), link] {
+        let out = home.run(&["route", "api", socket.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{socket:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("the router's own control socket"), "{said}");
+    }
+    // A sidecar written by hand is refused by the router too.
+    let car = sidecar::Sidecar {
+        version: sidecar::VERSION,
+        kind: sidecar::Kind::Manual,
+        app: "api".into(),
+        instance: "manual".into(),
+        pid: 0,
+        socket: home.control(),
+        address: "unix".into(),
+        port: 0,
+        primary: true,
+        listening: true,
+        hostname: "manual.api.localhost".into(),
+        argv: vec![],
+        cwd: "/".into(),
+        started_at: sidecar::now_rfc3339(),
+        target: None,
+    };
+    let path = agentfs_contract::naming::sidecar_path(&home.socket("api", "manual", None));
+    car.write_atomic(&path).unwrap();
+    let scan = agentfs_contract::rundir::scan(&home.run_dir()).unwrap();
+    assert_eq!(scan.rejected[0].reason.kind(), "router-socket");
+    // A route written after it is routed: the router has read both by then.
+    let _bridge = start_bridge(&home, free_port(), "later", "one");
+    router.wait_instances("later", 1).await;
+    let answer = router_common::get(router.port, "api.localhost", "/health").await;
+    assert_eq!(answer.status, 404, "{}", answer.text());
     router.stop().await;
 }

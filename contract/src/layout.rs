@@ -84,6 +84,17 @@ pub fn router_socket(home: &Path) -> PathBuf {
     home.join("router.sock")
 }
 
+/// Whether `path` is (the same file as) the router's control socket of
+/// `home`: never a route, or the router's API would be served to anyone who
+/// can reach the route's name.
+pub fn is_router_socket(home: &Path, path: &Path) -> bool {
+    let same = |a: &fs::Metadata, b: &fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+    match (fs::metadata(router_socket(home)), fs::metadata(path)) {
+        (Ok(router), Ok(other)) => same(&router, &other),
+        _ => path == router_socket(home),
+    }
+}
+
 /// The lock a running router holds.
 pub fn router_lock(home: &Path) -> PathBuf {
     home.join("router.lock")

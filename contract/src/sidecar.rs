@@ -122,6 +122,8 @@ pub enum Rejected {
     NotItsOwnSocket(PathBuf),
     #[error("has a lock file that belongs to uid {0}, not to us")]
     ForeignLock(u32),
+    #[error("names the router's own control socket {0}")]
+    RouterSocket(PathBuf),
     #[error("has an app or instance that is not a DNS label")]
     BadName,
     #[error("could not be read: {0}")]
@@ -144,6 +146,7 @@ impl Rejected {
             Rejected::ForeignSocket(_) => "foreign-socket",
             Rejected::NotItsOwnSocket(_) => "not-its-own-socket",
             Rejected::ForeignLock(_) => "foreign-lock",
+            Rejected::RouterSocket(_) => "router-socket",
             Rejected::BadName => "bad-name",
             Rejected::Io(_) => "io",
         }
@@ -243,6 +246,10 @@ pub fn check_placement(sidecar: &Sidecar, path: &Path, run_dir: &Path) -> Result
     }
     if sidecar.kind != Kind::Manual && crate::naming::sidecar_path(socket) != path {
         return Err(Rejected::NotItsOwnSocket(socket.clone()));
+    }
+    let home = run_dir.parent().unwrap_or(run_dir);
+    if crate::layout::is_router_socket(home, socket) {
+        return Err(Rejected::RouterSocket(socket.clone()));
     }
     Ok(())
 }

@@ -49,6 +49,11 @@ pub fn run(args: RouteArgs) -> Result<i32> {
     let sidecar_path = naming::sidecar_path(&naming::socket_path(&run_dir, &app, &instance, None)?);
     match args.socket {
         _ if args.remove => remove(&sidecar_path, &args.host)?,
+        Some(socket) if layout::is_router_socket(&home, &socket) => bail!(
+            "{} is the router's own control socket: routing a name to it would serve the \
+             router's API to anyone who can reach that name",
+            socket.display()
+        ),
         Some(socket) => add(&sidecar_path, &app, &instance, &socket)?,
         None => bail!("give the SOCKET to route {} to", args.host),
     }
