@@ -184,3 +184,18 @@ async fn a_listener_its_live_owner_closed_is_dropped_and_its_files_go() {
     );
     router.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_is_answered_before_the_first_scan_is_done() {
+    let home = Home::new();
+    let _web = Instance::spawn(&home, "web", "a1", 3000);
+    // Enough junk that the first scan takes a while (each file is read and parsed).
+    let junk = format!("[{}0]", "0,".repeat(16 * 1024));
+    for n in 0..1500 {
+        fs::write(home.run_dir().join(format!("junk{n}.json")), &junk).unwrap();
+    }
+    let router = TestRouter::start(&home);
+    let answer = get(router.port, "web.localhost", "/").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    router.stop().await;
+}
