@@ -6,6 +6,9 @@
 
 use hyper::StatusCode;
 
+/// Boxed error for bodies that can fail for more than one reason.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Whose fault an error is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -23,6 +26,10 @@ pub enum Side {
 pub enum RouteError {
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error(
+        "the client's request body is malformed (an error of the client, not of the instance): {0}"
+    )]
+    BadBody(String),
     #[error("{0} is not a .localhost name this router serves")]
     Misdirected(String),
     #[error("no app or instance is registered under {0}")]
@@ -37,6 +44,8 @@ pub enum RouteError {
     NotListening(String),
     #[error("instance failed while answering: {0}")]
     Upstream(String),
+    #[error("{0} sent no answer within {1:?}")]
+    UpstreamTimeout(String, std::time::Duration),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -46,13 +55,15 @@ impl RouteError {
     pub fn side(&self) -> Side {
         match self {
             RouteError::BadRequest(_)
+            | RouteError::BadBody(_)
             | RouteError::Misdirected(_)
             | RouteError::NoRoute(_)
             | RouteError::NotFound(_)
             | RouteError::Loop => Side::Downstream,
-            RouteError::NoUpstream(_) | RouteError::NotListening(_) | RouteError::Upstream(_) => {
-                Side::Upstream
-            }
+            RouteError::NoUpstream(_)
+            | RouteError::NotListening(_)
+            | RouteError::Upstream(_)
+            | RouteError::UpstreamTimeout(..) => Side::Upstream,
             RouteError::Internal(_) => Side::Internal,
         }
     }
@@ -60,13 +71,14 @@ impl RouteError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            RouteError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RouteError::BadRequest(_) | RouteError::BadBody(_) => StatusCode::BAD_REQUEST,
             RouteError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             RouteError::NoRoute(_) | RouteError::NotFound(_) => StatusCode::NOT_FOUND,
             RouteError::Loop => StatusCode::LOOP_DETECTED,
             RouteError::NoUpstream(_) | RouteError::NotListening(_) | RouteError::Upstream(_) => {
                 StatusCode::BAD_GATEWAY
             }
+            RouteError::UpstreamTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
             RouteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,6 +87,7 @@ impl RouteError {
     pub fn code(&self) -> &'static str {
         match self {
             RouteError::BadRequest(_) => "BAD_REQUEST",
+            RouteError::BadBody(_) => "BAD_REQUEST_BODY",
             RouteError::Misdirected(_) => "MISDIRECTED",
             RouteError::NoRoute(_) => "NO_ROUTE",
             RouteError::NotFound(_) => "NOT_FOUND",
@@ -82,6 +95,7 @@ impl RouteError {
             RouteError::NoUpstream(_) => "NO_UPSTREAM",
             RouteError::NotListening(_) => "NOT_LISTENING",
             RouteError::Upstream(_) => "UPSTREAM_FAILED",
+            RouteError::UpstreamTimeout(..) => "UPSTREAM_TIMEOUT",
             RouteError::Internal(_) => "INTERNAL",
         }
     }
@@ -102,6 +116,7 @@ mod tests {
             RouteError::NoUpstream("web".into()),
             RouteError::NotListening("web".into()),
             RouteError::Upstream("reset".into()),
+            RouteError::BadBody("bad chunk".into()),
             RouteError::Internal("bug".into()),
         ];
         for err in all {
@@ -118,5 +133,8 @@ mod tests {
         }
         assert_eq!(RouteError::Misdirected("a".into()).status().as_u16(), 421);
         assert_eq!(RouteError::Loop.status().as_u16(), 508);
+        let timeout = RouteError::UpstreamTimeout("web".into(), std::time::Duration::from_secs(1));
+        assert_eq!(timeout.side(), Side::Upstream);
+        assert_eq!(timeout.status().as_u16(), 504);
     }
 }

@@ -6,11 +6,10 @@
 //! - [`table`]: the route table, backends, their counters and least-in-flight picking.
 //! - [`host`]: what a Host header names.
 //! - [`service`]: one request: the API, an error page, or a forward.
-//! - [`proxy`]: forwarding with header rewriting, retries and upgrade tunnels.
-//! - [`pool`]: kept-alive upstream connections per Unix socket.
-//! - [`wire`]: requests without a body, sent and answered on the request's own task.
-//! - [`h1`]: the HTTP/1.1 wire format toward instances, without IO.
-//! - [`body`]: streamed request and response bodies.
+//! - [`proxy`]: what an instance is sent (header rewriting) and what the client gets back.
+//! - [`upstream`]: everything toward instances: the router's own HTTP/1.1
+//!   client, the connection pool, the retry policy, upgrade tunnels.
+//! - [`body`]: response bodies on their way to the client.
 //! - [`api`]: the JSON API, status page and error pages.
 //! - [`error`]: [`RouteError`], which knows its side and status code.
 //! - [`server`]: accept loops.
@@ -18,11 +17,14 @@
 //! - [`client`]: a client for the API over the control socket.
 //!
 //! # API error codes
-//! `BAD_REQUEST` (400), `MISDIRECTED` (421: Host outside `.localhost`),
+//! `BAD_REQUEST` (400), `BAD_REQUEST_BODY` (400: the client's request body
+//! is malformed), `MISDIRECTED` (421: Host outside `.localhost`),
 //! `NO_ROUTE` (404: nothing by that name), `NOT_FOUND` (404: no such API
 //! path), `LOOP_DETECTED` (508), `NO_UPSTREAM` (502: no instance could take
 //! the request), `NOT_LISTENING` (502: a bridge's app is not listening yet),
-//! `UPSTREAM_FAILED` (502: the instance failed mid-answer), `INTERNAL` (500).
+//! `UPSTREAM_FAILED` (502: the instance failed mid-answer),
+//! `UPSTREAM_TIMEOUT` (504: the instance did not start its answer in time),
+//! `INTERNAL` (500).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -30,15 +32,13 @@ pub mod body;
 pub mod client;
 pub mod discovery;
 pub mod error;
-pub mod h1;
 pub mod host;
 pub mod listen;
-pub mod pool;
 pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod table;
-pub mod wire;
+pub mod upstream;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -57,6 +57,11 @@ pub use table::Table;
 /// How long requests in progress get to finish when the router stops.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an instance may take to start its answer by default: long
+/// enough for a dev server's first compile of a large app, which answers
+/// nothing until it is done.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How the router runs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -64,6 +69,9 @@ pub struct Config {
     pub run_dir: PathBuf,
     /// Interval of the safety-net scan; see [`discovery::RECONCILE_INTERVAL`].
     pub reconcile: Duration,
+    /// How long an instance may take to start its answer before the client
+    /// is answered 504; see [`UPSTREAM_TIMEOUT`].
+    pub upstream_timeout: Duration,
 }
 
 impl Config {
@@ -72,6 +80,7 @@ impl Config {
         Config {
             run_dir: layout::run_dir(home),
             reconcile: discovery::RECONCILE_INTERVAL,
+            upstream_timeout: UPSTREAM_TIMEOUT,
         }
     }
 }
@@ -143,6 +152,7 @@ impl Router {
             port: http_addrs.first().map_or(0, |a| a.port()),
             run_dir: config.run_dir.clone(),
             started: Instant::now(),
+            upstream_timeout: config.upstream_timeout,
         });
         let connections = TaskTracker::new();
         for listener in http {

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST};
@@ -33,6 +33,8 @@ pub struct State {
     pub port: u16,
     pub run_dir: PathBuf,
     pub started: Instant,
+    /// How long an instance may take to start its answer.
+    pub upstream_timeout: Duration,
 }
 
 /// Where a request came in.
@@ -107,6 +109,7 @@ async fn route(
         client,
         via: &state.via,
         poke: &state.poke,
+        timeout: state.upstream_timeout,
     };
     proxy::forward(&ctx, req, candidates).await
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use agentfs_contract::sidecar::{Kind, Sidecar};
 
 use crate::host::Target;
-use crate::pool::Pool;
+use crate::upstream::pool::Pool;
 
 /// How long a backend that refused a connection is skipped, unless nothing
 /// else is left. Discovery is asked to re-check it at once, so a dead one is
