@@ -51,9 +51,7 @@ fn background_router_lifecycle() {
         .and_then(|rest| rest.split(',').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {text}"));
-    let answer = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async { get(port, "agentfs.localhost", "/health").await });
+    let answer = get(port, "agentfs.localhost", "/health");
     assert_eq!(answer.json()["data"]["port"], port);
 
     let second = agentfs(&home, &["router", "--foreground"]);
@@ -91,9 +89,7 @@ fn a_router_started_from_inside_a_wrapped_app_stays_on_tcp() {
         .output()
         .unwrap();
     assert!(started.status.success(), "{started:?}");
-    let answer = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async { get(port, "agentfs.localhost", "/health").await });
+    let answer = get(port, "agentfs.localhost", "/health");
     assert_eq!(answer.json()["data"]["port"], port);
     assert!(
         home.run_dir_files().is_empty(),

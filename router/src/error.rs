@@ -46,8 +46,6 @@ pub enum RouteError {
     Upstream(String),
     #[error("{0} sent no answer within {1:?}")]
     UpstreamTimeout(String, std::time::Duration),
-    #[error("internal error: {0}")]
-    Internal(String),
 }
 
 impl RouteError {
@@ -64,7 +62,6 @@ impl RouteError {
             | RouteError::NotListening(_)
             | RouteError::Upstream(_)
             | RouteError::UpstreamTimeout(..) => Side::Upstream,
-            RouteError::Internal(_) => Side::Internal,
         }
     }
 
@@ -79,7 +76,6 @@ impl RouteError {
                 StatusCode::BAD_GATEWAY
             }
             RouteError::UpstreamTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
-            RouteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -96,7 +92,6 @@ impl RouteError {
             RouteError::NotListening(_) => "NOT_LISTENING",
             RouteError::Upstream(_) => "UPSTREAM_FAILED",
             RouteError::UpstreamTimeout(..) => "UPSTREAM_TIMEOUT",
-            RouteError::Internal(_) => "INTERNAL",
         }
     }
 }
@@ -117,7 +112,6 @@ mod tests {
             RouteError::NotListening("web".into()),
             RouteError::Upstream("reset".into()),
             RouteError::BadBody("bad chunk".into()),
-            RouteError::Internal("bug".into()),
         ];
         for err in all {
             let family = err.status().as_u16() / 100;

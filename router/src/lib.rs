@@ -23,8 +23,7 @@
 //! path), `LOOP_DETECTED` (508), `NO_UPSTREAM` (502: no instance could take
 //! the request), `NOT_LISTENING` (502: a bridge's app is not listening yet),
 //! `UPSTREAM_FAILED` (502: the instance failed mid-answer),
-//! `UPSTREAM_TIMEOUT` (504: the instance did not start its answer in time),
-//! `INTERNAL` (500).
+//! `UPSTREAM_TIMEOUT` (504: the instance did not start its answer in time).
 #![forbid(unsafe_code)]
 
 pub mod api;

@@ -3,14 +3,13 @@
 //! finds every live instance again.
 
 mod common;
-use common::router as router_common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use agentfs_contract::naming;
 use agentfs_contract::sidecar::{self, Sidecar};
-use router_common::*;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_come_and_go_with_their_sidecars() {

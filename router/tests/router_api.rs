@@ -1,12 +1,11 @@
 //! The router's JSON API on `agentfs.localhost` and on its control socket.
 
 mod common;
-use common::router as router_common;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
 use agentfs_router::client;
-use router_common::*;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_list_urls_and_live_counters() {

@@ -3,14 +3,13 @@
 //! other instance.
 
 mod common;
-use common::router as router_common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use agentfs_contract::sidecar::Kind;
 
-use router_common::*;
+use common::*;
 
 /// Concurrent keep-alive clients hammering the app name.
 const CLIENTS: usize = 4;

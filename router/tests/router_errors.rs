@@ -3,10 +3,9 @@
 //! take a request (and the bridge's "not listening yet"), 508 for a loop.
 
 mod common;
-use common::router as router_common;
 
 use agentfs_contract::sidecar::Kind;
-use router_common::*;
+use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
