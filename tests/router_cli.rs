@@ -97,3 +97,24 @@ fn a_router_started_from_inside_a_wrapped_app_stays_on_tcp() {
         home.run_dir_files()
     );
 }
+
+#[test]
+fn the_upstream_timeout_flag_reaches_the_router() {
+    let home = Home::new();
+    // Listening, so connects succeed, but nothing ever accepts or answers.
+    let socket = home.dir.join("hang.sock");
+    let _silent = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let routed = home.run(&["route", "hang", socket.to_str().unwrap()]);
+    assert!(routed.status.success(), "{routed:?}");
+    let router = TestRouter::start_with_args(&home, &["--upstream-timeout", "1"]);
+    router.wait_instances("hang", 1);
+    // With the default limit (minutes) this would outlast the client's own.
+    let answer = get(router.port, "hang.localhost", "/");
+    assert_eq!(answer.status, 504, "{}", answer.text());
+    assert!(
+        answer.text().contains("no answer within 1s"),
+        "{}",
+        answer.text()
+    );
+    router.stop();
+}

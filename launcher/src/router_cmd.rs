@@ -49,6 +49,9 @@ pub struct RouterArgs {
     /// ADDR can then reach your apps.
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<IpAddr>,
+    /// Seconds an app may take to start its answer before the client gets a 504.
+    #[arg(long, value_name = "SECS", default_value_t = agentfs_router::UPSTREAM_TIMEOUT.as_secs())]
+    pub upstream_timeout: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -73,7 +76,10 @@ pub fn run(args: RouterArgs) -> Result<i32> {
     match args.action {
         Some(RouterAction::Status) => status(&home),
         Some(RouterAction::Stop) => stop(&home),
-        None if args.foreground => run_foreground(&home, args.port, &args.listen),
+        None if args.foreground => {
+            let timeout = Duration::from_secs(args.upstream_timeout);
+            run_foreground(&home, args.port, &args.listen, timeout)
+        }
         None => {
             let info = ensure_running(&home)?;
             let verb = if info.started {
@@ -194,7 +200,12 @@ fn wait_until_running(home: &Path, mut child: Option<Child>) -> Result<RouterInf
     }
 }
 
-fn run_foreground(home: &Path, port: u16, listen_on: &[IpAddr]) -> Result<i32> {
+fn run_foreground(
+    home: &Path,
+    port: u16,
+    listen_on: &[IpAddr],
+    upstream_timeout: Duration,
+) -> Result<i32> {
     init_tracing();
     layout::ensure_private_dir(home)?;
     let lock_path = layout::router_lock(home);
@@ -224,7 +235,11 @@ fn run_foreground(home: &Path, port: u16, listen_on: &[IpAddr]) -> Result<i32> {
     };
     let runtime = agentfs_router::runtime(None)?;
     runtime.block_on(async {
-        let router = agentfs_router::Router::start(Config::for_home(home), listeners)?;
+        let config = Config {
+            upstream_timeout,
+            ..Config::for_home(home)
+        };
+        let router = agentfs_router::Router::start(config, listeners)?;
         let addrs: Vec<String> = router.http_addrs().iter().map(|a| a.to_string()).collect();
         tracing::info!(
             pid = std::process::id(),

@@ -133,6 +133,25 @@ pub fn error(err: &RouteError, as_json: bool, about: &About<'_>) -> Response<Res
     html(status, &page)
 }
 
+/// A whole HTTP/1.1 answer carrying `err` as a JSON envelope, closing the
+/// connection: for connections that are refused before any request is read.
+pub fn raw_error(err: &RouteError) -> Vec<u8> {
+    let status = err.status();
+    let body = json!({
+        "status": "error",
+        "error": { "code": err.code(), "message": err.to_string() },
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes()
+}
+
 fn status_page(table: &Table, port: u16) -> String {
     format!(
         "<h1>agentfs router</h1>\n<p>Listening on port {port}. API: \

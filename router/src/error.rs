@@ -16,7 +16,7 @@ pub enum Side {
     Downstream,
     /// An instance could not be reached or failed mid-answer.
     Upstream,
-    /// A fault of the router itself.
+    /// A fault or a limit of the router itself.
     Internal,
 }
 
@@ -30,6 +30,8 @@ pub enum RouteError {
         "the client's request body is malformed (an error of the client, not of the instance): {0}"
     )]
     BadBody(String),
+    #[error("{0} is not served here: the router is not a forward proxy")]
+    MethodNotAllowed(String),
     #[error("{0} is not a .localhost name this router serves")]
     Misdirected(String),
     #[error("no app or instance is registered under {0}")]
@@ -46,6 +48,8 @@ pub enum RouteError {
     Upstream(String),
     #[error("{0} sent no answer within {1:?}")]
     UpstreamTimeout(String, std::time::Duration),
+    #[error("the router serves {0} connections at most; try again when one closes")]
+    Overloaded(usize),
 }
 
 impl RouteError {
@@ -54,6 +58,7 @@ impl RouteError {
         match self {
             RouteError::BadRequest(_)
             | RouteError::BadBody(_)
+            | RouteError::MethodNotAllowed(_)
             | RouteError::Misdirected(_)
             | RouteError::NoRoute(_)
             | RouteError::NotFound(_)
@@ -62,6 +67,7 @@ impl RouteError {
             | RouteError::NotListening(_)
             | RouteError::Upstream(_)
             | RouteError::UpstreamTimeout(..) => Side::Upstream,
+            RouteError::Overloaded(_) => Side::Internal,
         }
     }
 
@@ -69,6 +75,7 @@ impl RouteError {
     pub fn status(&self) -> StatusCode {
         match self {
             RouteError::BadRequest(_) | RouteError::BadBody(_) => StatusCode::BAD_REQUEST,
+            RouteError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             RouteError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             RouteError::NoRoute(_) | RouteError::NotFound(_) => StatusCode::NOT_FOUND,
             RouteError::Loop => StatusCode::LOOP_DETECTED,
@@ -76,6 +83,7 @@ impl RouteError {
                 StatusCode::BAD_GATEWAY
             }
             RouteError::UpstreamTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
+            RouteError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -84,6 +92,7 @@ impl RouteError {
         match self {
             RouteError::BadRequest(_) => "BAD_REQUEST",
             RouteError::BadBody(_) => "BAD_REQUEST_BODY",
+            RouteError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             RouteError::Misdirected(_) => "MISDIRECTED",
             RouteError::NoRoute(_) => "NO_ROUTE",
             RouteError::NotFound(_) => "NOT_FOUND",
@@ -92,6 +101,7 @@ impl RouteError {
             RouteError::NotListening(_) => "NOT_LISTENING",
             RouteError::Upstream(_) => "UPSTREAM_FAILED",
             RouteError::UpstreamTimeout(..) => "UPSTREAM_TIMEOUT",
+            RouteError::Overloaded(_) => "TOO_MANY_CONNECTIONS",
         }
     }
 }
@@ -112,6 +122,8 @@ mod tests {
             RouteError::NotListening("web".into()),
             RouteError::Upstream("reset".into()),
             RouteError::BadBody("bad chunk".into()),
+            RouteError::MethodNotAllowed("CONNECT".into()),
+            RouteError::Overloaded(4),
         ];
         for err in all {
             let family = err.status().as_u16() / 100;

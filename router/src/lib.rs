@@ -12,18 +12,20 @@
 //! - [`body`]: response bodies on their way to the client.
 //! - [`api`]: the JSON API, status page and error pages.
 //! - [`error`]: [`RouteError`], which knows its side and status code.
-//! - [`server`]: accept loops.
+//! - [`server`]: accept loops, the connection limit.
+//! - [`limits`]: how many connections, from the descriptor limit.
 //! - [`listen`]: binding helpers; the caller binds, [`run`] serves.
 //! - [`client`]: a client for the API over the control socket.
 //!
 //! # API error codes
 //! `BAD_REQUEST` (400), `BAD_REQUEST_BODY` (400: the client's request body
-//! is malformed), `MISDIRECTED` (421: Host outside `.localhost`),
-//! `NO_ROUTE` (404: nothing by that name), `NOT_FOUND` (404: no such API
-//! path), `LOOP_DETECTED` (508), `NO_UPSTREAM` (502: no instance could take
-//! the request), `NOT_LISTENING` (502: a bridge's app is not listening yet),
-//! `UPSTREAM_FAILED` (502: the instance failed mid-answer),
-//! `UPSTREAM_TIMEOUT` (504: the instance did not start its answer in time).
+//! is malformed), `METHOD_NOT_ALLOWED` (405: CONNECT), `MISDIRECTED` (421:
+//! Host outside `.localhost`), `NO_ROUTE` (404: nothing by that name),
+//! `NOT_FOUND` (404: no such API path), `LOOP_DETECTED` (508), `NO_UPSTREAM`
+//! (502: no instance could take the request), `NOT_LISTENING` (502: a
+//! bridge's app is not listening yet), `UPSTREAM_FAILED` (502: the instance
+//! failed mid-answer), `UPSTREAM_TIMEOUT` (504: the instance did not start
+//! its answer in time), `TOO_MANY_CONNECTIONS` (503: the connection limit).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -32,6 +34,7 @@ pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod host;
+pub mod limits;
 pub mod listen;
 pub mod proxy;
 pub mod server;
@@ -71,6 +74,8 @@ pub struct Config {
     /// How long an instance may take to start its answer before the client
     /// is answered 504; see [`UPSTREAM_TIMEOUT`].
     pub upstream_timeout: Duration,
+    /// The most client connections served at once; see [`limits`].
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -80,6 +85,7 @@ impl Config {
             run_dir: layout::run_dir(home),
             reconcile: discovery::RECONCILE_INTERVAL,
             upstream_timeout: UPSTREAM_TIMEOUT,
+            max_connections: limits::connection_limit(),
         }
     }
 }
@@ -153,11 +159,14 @@ impl Router {
             started: Instant::now(),
             upstream_timeout: config.upstream_timeout,
         });
+        let refusal = api::raw_error(&RouteError::Overloaded(config.max_connections));
+        let gate = server::Gate::new(config.max_connections, refusal);
         let connections = TaskTracker::new();
         for listener in http {
             tasks.spawn(server::serve(
                 listener,
                 Arc::clone(&state),
+                gate.clone(),
                 stop_rx.clone(),
                 connections.clone(),
             ));
@@ -167,7 +176,13 @@ impl Router {
             control.set_nonblocking(true)?;
             control_path = control.local_addr()?.as_pathname().map(Path::to_path_buf);
             let control = tokio::net::UnixListener::from_std(control)?;
-            tasks.spawn(server::serve(control, state, stop_rx, connections.clone()));
+            tasks.spawn(server::serve(
+                control,
+                state,
+                gate,
+                stop_rx,
+                connections.clone(),
+            ));
         }
         Ok(Router {
             table,

@@ -1,6 +1,7 @@
 //! Forwarding one request to an instance: what the instance is sent (header
-//! rewriting: hop-by-hop headers out, forwarding headers in) and what the
-//! client gets back. Carrying it is [`upstream`]'s job.
+//! rewriting: hop-by-hop headers out, forwarding headers in, Host made
+//! unambiguous) and what the client gets back.
+//! Carrying it is [`upstream`]'s job.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ const MAX_HOPS: usize = 4;
 
 /// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
 /// Names, not strings: a `&str` key is parsed again on every lookup.
-static HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 10] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -39,6 +40,8 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     TRAILER,
     TRANSFER_ENCODING,
     UPGRADE,
+    // Only ever sent with an h2c upgrade, which is never passed on.
+    HeaderName::from_static("http2-settings"),
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -49,7 +52,8 @@ static VIA: HeaderName = HeaderName::from_static(VIA_HEADER);
 /// What a forward needs to know besides the request.
 #[derive(Debug)]
 pub struct Forward<'a> {
-    /// The name the client asked for, for X-Forwarded-Host and error pages.
+    /// The name the client asked for (the Host header, or an absolute-form
+    /// target's authority), for Host, X-Forwarded-Host and error pages.
     pub host: &'a str,
     /// The client's address, as it goes into X-Forwarded-For.
     pub client: &'a HeaderValue,
@@ -91,8 +95,40 @@ pub async fn forward(
     Ok(resp)
 }
 
-fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(UPGRADE) && has_token(headers, CONNECTION, "upgrade")
+/// Whether the client asks to switch protocols. `h2c` (HTTP/2 by upgrade,
+/// which RFC 9113 dropped) is taken out of the request and never passed on:
+/// instances are spoken to in HTTP/1.1 only.
+fn wants_upgrade(headers: &mut HeaderMap) -> bool {
+    if !headers.contains_key(UPGRADE) || !has_token(headers, CONNECTION, "upgrade") {
+        return false;
+    }
+    let protocols: Vec<String> = headers
+        .get_all(UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let wanted: Vec<&str> = protocols
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !p.eq_ignore_ascii_case("h2c"))
+        .collect();
+    if wanted.len() == protocols.len() {
+        return true;
+    }
+    match HeaderValue::from_str(&wanted.join(", ")) {
+        Ok(value) if !wanted.is_empty() => {
+            headers.insert(UPGRADE, value);
+            true
+        }
+        _ => {
+            headers.remove(UPGRADE);
+            false
+        }
+    }
 }
 
 fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
@@ -147,23 +183,25 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// The request as the instance is sent it: origin form, hop-by-hop headers
 /// out, Host and the forwarding headers set, and the body's framing decided.
 fn prepare(mut req: Request<Incoming>, ctx: &Forward<'_>) -> Result<Outgoing, RouteError> {
-    let upgrade = wants_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let upgrade = wants_upgrade(req.headers_mut()).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let bad = |e: hyper::header::InvalidHeaderValue| RouteError::BadRequest(e.to_string());
     // Most requests are already in origin form: only an absolute-form target
-    // is rebuilt, which saves a parse and an allocation per request.
+    // is rebuilt, which saves a parse and an allocation per request. Its
+    // authority is what the request was routed by, so it replaces Host
+    // (RFC 9112 §3.2.2): the instance never sees a name the router did not check.
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = Uri::try_from(path).map_err(|e| RouteError::BadRequest(e.to_string()))?;
+        let host = HeaderValue::from_str(ctx.host).map_err(bad)?;
+        parts.headers.insert(HOST, host);
     }
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers, upgrade.is_some());
-    // The name the client asked for: the Host header's own value (shared,
-    // not copied) unless an absolute-form target named another.
+    // The name the client asked for: the Host header's own value (shared, not copied).
     let host = match headers.get(HOST) {
-        Some(value) if value.as_bytes() == ctx.host.as_bytes() => value.clone(),
-        Some(_) => HeaderValue::from_str(ctx.host).map_err(bad)?,
+        Some(value) => value.clone(),
         None => {
             let host = HeaderValue::from_str(ctx.host).map_err(bad)?;
             headers.insert(HOST, host.clone());
@@ -232,10 +270,31 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-        assert!(wants_upgrade(&headers));
+        assert!(wants_upgrade(&mut headers));
         strip_hop_by_hop(&mut headers, true);
         assert_eq!(headers[UPGRADE], "websocket");
         assert_eq!(headers[CONNECTION], "upgrade");
+    }
+
+    #[test]
+    fn h2c_is_never_an_upgrade() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONNECTION,
+            HeaderValue::from_static("Upgrade, HTTP2-Settings"),
+        );
+        headers.insert(UPGRADE, HeaderValue::from_static("h2c"));
+        headers.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQAAP__"),
+        );
+        assert!(!wants_upgrade(&mut headers));
+        strip_hop_by_hop(&mut headers, false);
+        assert!(headers.is_empty(), "{headers:?}");
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static("h2c, websocket"));
+        assert!(wants_upgrade(&mut headers));
+        assert_eq!(headers[UPGRADE], "websocket");
     }
 
     #[test]

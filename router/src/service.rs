@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST};
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 use tokio::sync::{watch, Notify};
 
 use crate::api::{self, About};
@@ -82,6 +82,14 @@ async fn route(
     client: &HeaderValue,
     about: &About<'_>,
 ) -> Result<Response<ResBody>, RouteError> {
+    if req.method() == Method::CONNECT {
+        return Err(RouteError::MethodNotAllowed("CONNECT".into()));
+    }
+    // Two Host headers leave it open which name the request is for: a
+    // client error (RFC 9112 §3.2), never routed by one and forwarded with both.
+    if req.headers().get_all(HOST).iter().nth(1).is_some() {
+        return Err(RouteError::BadRequest("more than one Host header".into()));
+    }
     // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
     let authority = match req.uri().authority() {
         Some(authority) => authority.as_str().to_owned(),

@@ -19,9 +19,15 @@ pub struct TestRouter {
 impl TestRouter {
     /// Starts a router for `home` and waits until its control socket answers.
     pub fn start(home: &Home) -> TestRouter {
+        TestRouter::start_with_args(home, &[])
+    }
+
+    /// Starts `agentfs router --foreground ARGS...` for `home`.
+    pub fn start_with_args(home: &Home, args: &[&str]) -> TestRouter {
         let log = std::fs::File::create(home.dir.join("router-test.log")).unwrap();
         let child = home
             .agentfs(&["router", "--foreground"])
+            .args(args)
             .env("AGENTFS_ROUTER_PORT", "0")
             .stdout(Stdio::null())
             .stderr(log)

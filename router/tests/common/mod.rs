@@ -155,6 +155,10 @@ impl Instance {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process has exited (reaping it if so).
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
@@ -195,11 +199,18 @@ pub struct TestRouter {
 
 impl TestRouter {
     pub fn start(home: &Home) -> TestRouter {
+        TestRouter::start_with(home, |_| {})
+    }
+
+    /// A router whose config `tweak` changed from the defaults.
+    pub fn start_with(home: &Home, tweak: impl FnOnce(&mut Config)) -> TestRouter {
         let listeners = Listeners {
             http: listen::bind_loopback(0).unwrap(),
             control: Some(listen::bind_control(&home.control()).unwrap()),
         };
-        let router = Router::start(Config::for_home(&home.dir), listeners).unwrap();
+        let mut config = Config::for_home(&home.dir);
+        tweak(&mut config);
+        let router = Router::start(config, listeners).unwrap();
         let port = router.http_addrs()[0].port();
         TestRouter {
             router: Some(router),
