@@ -7,6 +7,7 @@
 //! - [`host`]: what a Host header names.
 //! - [`service`]: one request: the API, an error page, or a forward.
 //! - [`proxy`]: what an instance is sent (header rewriting) and what the client gets back.
+//! - [`affinity`]: keeping a client of `APP.localhost` on one instance, by cookie.
 //! - [`upstream`]: everything toward instances: the router's own HTTP/1.1
 //!   client, the connection pool, the retry policy, upgrade tunnels.
 //! - [`body`]: response bodies on their way to the client.
@@ -28,6 +29,7 @@
 //! its answer in time), `TOO_MANY_CONNECTIONS` (503: the connection limit).
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod api;
 pub mod body;
 pub mod client;

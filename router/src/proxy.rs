@@ -1,6 +1,6 @@
 //! Forwarding one request to an instance: what the instance is sent (header
 //! rewriting: hop-by-hop headers out, forwarding headers in, Host made
-//! unambiguous) and what the client gets back.
+//! unambiguous, the router's own cookie out) and what the client gets back.
 //! Carrying it is [`upstream`]'s job.
 
 use std::sync::Arc;
@@ -9,11 +9,12 @@ use std::time::Duration;
 use hyper::body::{Body, Incoming};
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHENTICATE,
-    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    PROXY_AUTHORIZATION, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use tokio::sync::Notify;
 
+use crate::affinity;
 use crate::body::ResBody;
 use crate::error::RouteError;
 use crate::table::Backend;
@@ -63,6 +64,9 @@ pub struct Forward<'a> {
     pub poke: &'a Notify,
     /// How long an instance may take to start its answer.
     pub timeout: Duration,
+    /// Whether the name is shared by the app's instances, so a client is
+    /// kept on one (see [`affinity`]).
+    pub sticky: bool,
 }
 
 /// Whether this request already went through this router, or through too many.
@@ -74,17 +78,27 @@ pub fn is_loop(headers: &HeaderMap, router_id: &str) -> bool {
 /// Sends the request to one of `candidates` and makes the client's answer.
 pub async fn forward(
     ctx: &Forward<'_>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     candidates: &[Arc<Backend>],
 ) -> Result<Response<ResBody>, RouteError> {
+    let chosen = affinity::take(req.headers_mut());
+    let preferred = match (&chosen, ctx.sticky) {
+        (Some(name), true) => candidates.iter().find(|b| b.sidecar.instance == *name),
+        _ => None,
+    };
     let out = prepare(req, ctx)?;
     let route = Route {
         host: ctx.host,
         candidates,
+        preferred,
         poke: ctx.poke,
         timeout: ctx.timeout,
     };
-    let Forwarded { head, body, .. } = upstream::forward(&route, out).await?;
+    let Forwarded {
+        head,
+        body,
+        backend,
+    } = upstream::forward(&route, out).await?;
     let mut resp = Response::new(ResBody::from(body));
     *resp.status_mut() = head.status;
     *resp.headers_mut() = head.headers;
@@ -92,6 +106,11 @@ pub async fn forward(
         resp.headers_mut(),
         head.status == StatusCode::SWITCHING_PROTOCOLS,
     );
+    if ctx.sticky && chosen.as_deref() != Some(backend.sidecar.instance.as_str()) {
+        if let Some(cookie) = &backend.cookie {
+            resp.headers_mut().append(SET_COOKIE, cookie.clone());
+        }
+    }
     Ok(resp)
 }
 

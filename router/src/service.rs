@@ -101,6 +101,7 @@ async fn route(
             .to_owned(),
     };
     let target = host::classify(&authority, &state.own);
+    let sticky = matches!(target, Target::App { .. });
     let candidates = match &target {
         Target::Router => return Ok(api::serve(req.uri().path(), req.headers(), about)),
         Target::Foreign(name) => return Err(RouteError::Misdirected(name.clone())),
@@ -118,6 +119,7 @@ async fn route(
         via: &state.via,
         poke: &state.poke,
         timeout: state.upstream_timeout,
+        sticky,
     };
     proxy::forward(&ctx, req, candidates).await
 }

@@ -40,6 +40,8 @@ pub struct Route<'a> {
     /// The name the client asked for, for error pages.
     pub host: &'a str,
     pub candidates: &'a [Arc<Backend>],
+    /// The instance this client was on before (session affinity), tried first.
+    pub preferred: Option<&'a Arc<Backend>>,
     /// Wakes discovery to re-check the run directory after a connect failure.
     pub poke: &'a Notify,
     /// How long an instance may take to start its answer.
@@ -47,6 +49,15 @@ pub struct Route<'a> {
 }
 
 impl Route<'_> {
+    /// The next instance to try: the preferred one first (unless it failed
+    /// or is down), then the least busy of those not tried yet.
+    fn next(&self, tried: &[Arc<Backend>]) -> Option<Arc<Backend>> {
+        self.preferred
+            .filter(|b| !b.is_down() && !tried.iter().any(|t| Arc::ptr_eq(t, b)))
+            .cloned()
+            .or_else(|| pick(self.candidates, tried))
+    }
+
     /// Nothing could be sent to `backend`: it is down until discovery,
     /// asked to look again now, says otherwise.
     fn refused(&self, backend: &Backend) {
@@ -81,7 +92,7 @@ pub async fn carry(
     let mut tried: Vec<Arc<Backend>> = Vec::new();
     let mut last = RouteError::NoUpstream(route.host.to_owned());
     for _ in 0..MAX_ATTEMPTS {
-        let Some(backend) = pick(route.candidates, &tried) else {
+        let Some(backend) = route.next(&tried) else {
             break;
         };
         let guard = backend.start();
