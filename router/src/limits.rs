@@ -19,14 +19,15 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource};
 pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Descriptors kept for everything but client connections and their
-/// upstream halves: the run directory scan, the watcher, the control socket,
-/// idle pooled connections.
-const RESERVED_FDS: u64 = 256;
+/// upstream halves (the run directory scan, the watcher, the control socket,
+/// idle pooled connections, connections being refused): an eighth of the
+/// limit, within these bounds.
+const RESERVED_FDS: (u64, u64) = (64, 1024);
 
 /// Raises the soft descriptor limit toward the hard one (only as far as
 /// [`MAX_CONNECTIONS`] needs) and returns the connection limit it allows.
 pub fn connection_limit() -> usize {
-    let wanted = 2 * MAX_CONNECTIONS as u64 + RESERVED_FDS;
+    let wanted = 2 * MAX_CONNECTIONS as u64 + RESERVED_FDS.1;
     let descriptors = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < wanted && hard > soft => {
             let raised = hard.min(wanted);
@@ -43,7 +44,8 @@ pub fn connection_limit() -> usize {
 
 /// The connection limit a descriptor limit allows.
 fn limit_for(descriptors: u64) -> usize {
-    let half = descriptors.saturating_sub(RESERVED_FDS) / 2;
+    let reserve = (descriptors / 8).clamp(RESERVED_FDS.0, RESERVED_FDS.1);
+    let half = descriptors.saturating_sub(reserve) / 2;
     usize::try_from(half)
         .unwrap_or(usize::MAX)
         .clamp(1, MAX_CONNECTIONS)
@@ -80,9 +82,10 @@ mod tests {
 
     #[test]
     fn the_limit_leaves_room_below_the_descriptor_limit() {
-        assert_eq!(limit_for(1024), 384);
+        assert_eq!(limit_for(1024), 448);
         assert_eq!(limit_for(20_000), MAX_CONNECTIONS);
-        assert_eq!(limit_for(100), 1);
+        assert_eq!(limit_for(100), 18);
+        assert_eq!(limit_for(10), 1);
         assert!(connection_limit() >= 1);
     }
 

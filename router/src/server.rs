@@ -9,7 +9,9 @@
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use hyper::header::HeaderValue;
@@ -32,9 +34,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Connections over the limit being answered 503 at once; more than this
-/// are closed without a word, so a flood cannot use up descriptors.
-const MAX_REFUSING: usize = 64;
+/// Connections over the limit that may be answered 503 at once (each holds
+/// a descriptor for up to [`REFUSE_LINGER`]): an eighth of the limit, at
+/// most this. Past that, a flood's connections get the 503 only if it can
+/// be written at once, and are closed straight away.
+const MAX_REFUSING: usize = 512;
 
 /// How long a refused client gets to read its answer before the close.
 const REFUSE_LINGER: Duration = Duration::from_secs(1);
@@ -104,7 +108,7 @@ impl Gate {
     pub fn new(max_connections: usize, refusal: Vec<u8>) -> Gate {
         Gate {
             open: Arc::new(Semaphore::new(max_connections)),
-            refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
+            refusing: Arc::new(Semaphore::new((max_connections / 8).clamp(1, MAX_REFUSING))),
             refusal: refusal.into(),
             limit: max_connections,
         }
@@ -163,6 +167,9 @@ where
         );
     }
     let Ok(permit) = Arc::clone(&gate.refusing).try_acquire_owned() else {
+        // No waiting for a write that cannot go out now.
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = Pin::new(&mut stream).poll_write(&mut cx, &gate.refusal);
         return;
     };
     let refusal = Arc::clone(&gate.refusal);

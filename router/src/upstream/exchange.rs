@@ -125,7 +125,21 @@ pub async fn attempt(
     let upgrade = out.upgrade.is_some();
     let sent = match out.body.as_mut() {
         None => send_bodiless(conn, &out.head, &out.method, upgrade, reused, limit).await,
-        Some(body) => send_with_body(conn, &out.head, body, &out.method, upgrade, limit).await,
+        // Boxed: hyper keeps each connection's request future in one
+        // allocation for the connection's life, sized for its largest
+        // state, and this one (two halves, a timer, a select) would make
+        // every connection, idle ones too, several KiB larger.
+        Some(body) => {
+            Box::pin(send_with_body(
+                conn,
+                &out.head,
+                body,
+                &out.method,
+                upgrade,
+                limit,
+            ))
+            .await
+        }
     };
     let (head, complete) = match sent {
         Ok(sent) => sent,
