@@ -77,6 +77,8 @@ pub struct Config {
     /// is answered 504; see [`UPSTREAM_TIMEOUT`].
     pub upstream_timeout: Duration,
     /// The most client connections served at once; see [`limits`].
+    /// [`Config::for_home`] derives it from the descriptor limit, raising
+    /// the process's soft limit toward the hard one on the way.
     pub max_connections: usize,
 }
 

@@ -54,7 +54,7 @@ fn limit_for(descriptors: u64) -> usize {
 /// How often a repeated failure is reported.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
-/// Lets a repeated failure be logged once per [`REPORT_EVERY`], with how
+/// Lets a repeated failure be logged once per `REPORT_EVERY`, with how
 /// many were not logged in between: a condition that lasts (no descriptors
 /// left) would otherwise log on every try.
 #[derive(Debug, Default)]

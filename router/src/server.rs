@@ -2,7 +2,7 @@
 //! upgrades. At stop, each open connection finishes the request in progress
 //! and closes; the caller waits for them through the [`TaskTracker`].
 //!
-//! At most [`State::max_connections`] are served at once (see
+//! At most `Config::max_connections` are served at once (see
 //! [`limits`](crate::limits)); one more is answered 503 and closed. A client
 //! speaking HTTP/2 without asking first (prior knowledge) is told in its own
 //! protocol that this router speaks HTTP/1.1 only.

@@ -13,18 +13,18 @@
 //!   answer's head in; pooled or fresh connection; the time limit.
 //! - [`retry`]: which instance gets each try, and which failures are tried again.
 //! - [`answer`]: the answer's body, streamed to the client or read whole.
-//! - [`tunnel`]: an upgraded connection, after a 101.
+//! - `tunnel`: an upgraded connection, after a 101.
 //! - [`pool`]: kept-alive connections per socket.
-//! - [`conn`]: one connection and the bytes read from it.
+//! - `conn`: one connection and the bytes read from it.
 //! - [`h1`]: the HTTP/1.1 wire format, without IO.
 
 pub mod answer;
-pub mod conn;
+mod conn;
 pub mod exchange;
 pub mod h1;
 pub mod pool;
 pub mod retry;
-pub mod tunnel;
+mod tunnel;
 
 use std::sync::Arc;
 
@@ -47,7 +47,7 @@ pub struct Forwarded {
 }
 
 /// Sends `out` to one of the route's instances (see [`retry`]). After a 101,
-/// the client's connection is joined to the instance's in a [`tunnel`].
+/// the client's connection is joined to the instance's in a tunnel.
 pub async fn forward(route: &Route<'_>, mut out: Outgoing) -> Result<Forwarded, RouteError> {
     let (reply, backend) = retry::carry(route, &mut out).await?;
     Ok(match reply {

@@ -1,5 +1,5 @@
 //! Kept-alive connections to one instance socket: one kind of connection
-//! ([`Conn`]), taken by a request and given back by its answer's body once
+//! (`Conn`), taken by a request and given back by its answer's body once
 //! the answer has been read to its end, so a pooled connection is always idle.
 
 use std::io;
