@@ -133,8 +133,9 @@ pub async fn serve<L: Accept>(
         match accepted {
             Ok((stream, peer, span)) => match Arc::clone(&gate.open).try_acquire_owned() {
                 Ok(permit) => {
-                    let conn = serve_conn::<L>(stream, Arc::clone(&state), peer, stop.clone());
-                    connections.spawn(with_permit(conn, permit).instrument(span));
+                    let state = Arc::clone(&state);
+                    let conn = serve_conn::<L>(stream, state, peer, permit, stop.clone());
+                    connections.spawn(conn.instrument(span));
                 }
                 Err(_) => refuse(stream, &gate, &mut throttle),
             },
@@ -146,10 +147,6 @@ pub async fn serve<L: Accept>(
             }
         }
     }
-}
-
-async fn with_permit(conn: impl Future<Output = ()>, _permit: OwnedSemaphorePermit) {
-    conn.await
 }
 
 /// Answers a connection over the limit with the 503 and closes it, after
@@ -208,16 +205,22 @@ fn h2_goaway() -> Vec<u8> {
 }
 
 /// One connection, served until the client closes it or, after `stop`,
-/// until the request in progress is answered.
+/// until the request in progress is answered. It holds its place under the
+/// connection limit (`_permit`) until then. (Held here rather than by a
+/// wrapping future: an async fn keeps its argument and the future it awaits
+/// side by side, and the task of every connection would be twice the size.)
 async fn serve_conn<L: Accept>(
     mut stream: L::Stream,
     state: Arc<State>,
     peer: Peer,
+    _permit: OwnedSemaphorePermit,
     mut stop: watch::Receiver<bool>,
 ) {
-    if L::speaks_h2(&stream).await {
+    // Both boxed: awaited in place, they would make every connection's
+    // task larger for its whole life, though they are done with at once.
+    if Box::pin(L::speaks_h2(&stream)).await {
         tracing::debug!("HTTP/2 without upgrade: told to use HTTP/1.1");
-        say_and_close(&mut stream, &h2_goaway()).await;
+        Box::pin(say_and_close(&mut stream, &h2_goaway())).await;
         return;
     }
     let service = service_fn(move |req| handle(Arc::clone(&state), req, peer.clone()));
