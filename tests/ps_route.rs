@@ -174,8 +174,8 @@ fn manual_route_refuses_bad_sockets_and_live_names() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already served by a bridge"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ps_counts_requests_from_the_router() {
+#[test]
+fn ps_counts_requests_from_the_router() {
     let home = Home::new();
     let router = router_common::TestRouter::start(&home);
     let server = build_c_server(&home.dir, false);
@@ -186,7 +186,7 @@ async fn ps_counts_requests_from_the_router() {
         cmd
     });
     let _bridge = start_bridge(&home, port, "counted", "one");
-    router.wait_instances("counted", 1).await;
+    router.wait_instances("counted", 1);
     let mut ok = 0;
     let deadline = std::time::Instant::now() + DEADLINE;
     while ok < 3 {
@@ -194,31 +194,25 @@ async fn ps_counts_requests_from_the_router() {
             std::time::Instant::now() < deadline,
             "router never answered 200"
         );
-        let answer = router_common::get(router.port, "one.counted.localhost", "/").await;
+        let answer = router_common::get(router.port, "one.counted.localhost", "/");
         if answer.status == 200 {
             ok += 1;
         } else {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
-    let rows = tokio::task::spawn_blocking(move || {
-        let rows = ps_json(&home, &[]);
-        (rows, home)
-    })
-    .await
-    .unwrap()
-    .0;
+    let rows = ps_json(&home, &[]);
     assert_eq!(rows.len(), 1);
     assert_eq!(
         rows[0]["url"],
         format!("http://one.counted.localhost:{}", router.port)
     );
     assert!(rows[0]["requests"].as_u64().unwrap() >= 3, "{}", rows[0]);
-    router.stop().await;
+    router.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn manual_route_is_reachable_through_the_router() {
+#[test]
+fn manual_route_is_reachable_through_the_router() {
     let home = Home::new();
     let router = router_common::TestRouter::start(&home);
     let socket = home.dir.join("user.sock");
@@ -227,15 +221,15 @@ async fn manual_route_is_reachable_through_the_router() {
         .run(&["route", "mine", socket.to_str().unwrap()])
         .status
         .success());
-    router.wait_instances("mine", 1).await;
-    let answer = router_common::get(router.port, "mine.localhost", "/").await;
+    router.wait_instances("mine", 1);
+    let answer = router_common::get(router.port, "mine.localhost", "/");
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "manual");
-    router.stop().await;
+    router.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_routers_own_control_socket_is_never_a_route() {
+#[test]
+fn the_routers_own_control_socket_is_never_a_route() {
     let home = Home::new();
     let router = router_common::TestRouter::start(&home);
     // Through agentfs route: refused with the reason, by path or by a link to it.
@@ -271,8 +265,8 @@ async fn the_routers_own_control_socket_is_never_a_route() {
     assert_eq!(scan.rejected[0].reason.kind(), "router-socket");
     // A route written after it is routed: the router has read both by then.
     let _bridge = start_bridge(&home, free_port(), "later", "one");
-    router.wait_instances("later", 1).await;
-    let answer = router_common::get(router.port, "api.localhost", "/health").await;
+    router.wait_instances("later", 1);
+    let answer = router_common::get(router.port, "api.localhost", "/health");
     assert_eq!(answer.status, 404, "{}", answer.text());
-    router.stop().await;
+    router.stop();
 }

@@ -51,9 +51,7 @@ fn background_router_lifecycle() {
         .and_then(|rest| rest.split(',').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {text}"));
-    let answer = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async { get(port, "agentfs.localhost", "/health").await });
+    let answer = get(port, "agentfs.localhost", "/health");
     assert_eq!(answer.json()["data"]["port"], port);
 
     let second = agentfs(&home, &["router", "--foreground"]);
@@ -91,9 +89,7 @@ fn a_router_started_from_inside_a_wrapped_app_stays_on_tcp() {
         .output()
         .unwrap();
     assert!(started.status.success(), "{started:?}");
-    let answer = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async { get(port, "agentfs.localhost", "/health").await });
+    let answer = get(port, "agentfs.localhost", "/health");
     assert_eq!(answer.json()["data"]["port"], port);
     assert!(
         home.run_dir_files().is_empty(),
@@ -125,9 +121,7 @@ fn every_flag_reaches_a_router_started_in_the_background() {
     let port_arg = port.to_string();
     let started = run(&["router", "--port", &port_arg, "--listen", "127.0.0.1"]);
     assert!(started.status.success(), "{started:?}");
-    let answer = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async { get(port, "agentfs.localhost", "/health").await });
+    let answer = get(port, "agentfs.localhost", "/health");
     assert_eq!(answer.json()["data"]["port"], port);
     // --listen 127.0.0.1 only: not on ::1.
     assert!(std::net::TcpStream::connect(("::1", port)).is_err());
@@ -139,4 +133,25 @@ fn every_flag_reaches_a_router_started_in_the_background() {
         said.contains("already runs") && said.contains(&port_arg),
         "{said}"
     );
+}
+
+#[test]
+fn the_upstream_timeout_flag_reaches_the_router() {
+    let home = Home::new();
+    // Listening, so connects succeed, but nothing ever accepts or answers.
+    let socket = home.dir.join("hang.sock");
+    let _silent = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let routed = home.run(&["route", "hang", socket.to_str().unwrap()]);
+    assert!(routed.status.success(), "{routed:?}");
+    let router = TestRouter::start_with_args(&home, &["--upstream-timeout", "1"]);
+    router.wait_instances("hang", 1);
+    // With the default limit (minutes) this would outlast the client's own.
+    let answer = get(router.port, "hang.localhost", "/");
+    assert_eq!(answer.status, 504, "{}", answer.text());
+    assert!(
+        answer.text().contains("no answer within 1s"),
+        "{}",
+        answer.text()
+    );
+    router.stop();
 }

@@ -81,14 +81,9 @@ fn wrap_bridge_finds_a_server_that_ignores_port() {
 
 #[test]
 fn wrap_runs_a_static_server_behind_a_bridge_reachable_through_the_router() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let home = Home::new();
     let server = build_c_server(&home.dir, true);
-    let router = runtime.block_on(async { router_common::TestRouter::start(&home) });
+    let router = router_common::TestRouter::start(&home);
     let wrapped = Running::spawn(home.agentfs(&[
         "wrap",
         "--name",
@@ -101,19 +96,17 @@ fn wrap_runs_a_static_server_behind_a_bridge_reachable_through_the_router() {
     let car = home.wait_sidecar_json("st", "one", None);
     assert_eq!(car["kind"], "bridge");
     let port = car["port"].as_u64().unwrap();
-    runtime.block_on(async {
-        router.wait_instances("st", 1).await;
-        let deadline = std::time::Instant::now() + DEADLINE;
-        loop {
-            let answer = router_common::get(router.port, "one.st.localhost", "/").await;
-            if answer.status == 200 {
-                assert_eq!(answer.text(), format!("hello from C on {port}"));
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "{}", answer.text());
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    router.wait_instances("st", 1);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let answer = router_common::get(router.port, "one.st.localhost", "/");
+        if answer.status == 200 {
+            assert_eq!(answer.text(), format!("hello from C on {port}"));
+            break;
         }
-    });
+        assert!(std::time::Instant::now() < deadline, "{}", answer.text());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     wrapped.signal("TERM");
     let (code, stderr) = wrapped.wait();
     assert!(
@@ -121,7 +114,7 @@ fn wrap_runs_a_static_server_behind_a_bridge_reachable_through_the_router() {
         "one line says why: {stderr}"
     );
     assert_eq!(code, Some(128 + 15), "{stderr}");
-    runtime.block_on(router.stop());
+    router.stop();
 }
 
 #[test]

@@ -49,8 +49,15 @@ fn a_listener_nginx_drops_on_reload_is_closed_not_live() {
     assert_eq!(ps_status(&home, dropped).as_deref(), Some("live"));
 
     std::fs::write(&conf, config(&dir, &[kept])).unwrap();
-    let master = std::fs::read_to_string(dir.join("nginx.pid")).unwrap();
-    common::send_signal(master.trim().parse().unwrap(), libc::SIGHUP);
+    // nginx writes its pid file once it runs, not before it binds.
+    let master: u32 = wait_for("nginx's pid file", || {
+        std::fs::read_to_string(dir.join("nginx.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    common::send_signal(master, libc::SIGHUP);
     wait_for("the dropped listener to show as closed", || {
         (ps_status(&home, dropped).as_deref() == Some("closed")).then_some(())
     });

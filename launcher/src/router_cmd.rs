@@ -46,6 +46,9 @@ pub struct RouterArgs {
     /// ADDR can then reach your apps.
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<IpAddr>,
+    /// Seconds an app may take to start its answer before the client gets a 504.
+    #[arg(long, value_name = "SECS", default_value_t = agentfs_router::UPSTREAM_TIMEOUT.as_secs())]
+    pub upstream_timeout: u64,
     /// Where a background router logs (set by the one who starts it).
     #[arg(long, hide = true, value_name = "PATH")]
     pub log_file: Option<std::path::PathBuf>,
@@ -53,11 +56,23 @@ pub struct RouterArgs {
 
 /// How a router is to be started: what `agentfs router` was given, or the
 /// defaults when `wrap` starts one.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Launch {
     /// `None`: `AGENTFS_ROUTER_PORT`, else the default port.
     pub port: Option<u16>,
     pub listen: Vec<IpAddr>,
+    /// How long an app may take to start an answer.
+    pub upstream_timeout: Duration,
+}
+
+impl Default for Launch {
+    fn default() -> Launch {
+        Launch {
+            port: None,
+            listen: Vec::new(),
+            upstream_timeout: agentfs_router::UPSTREAM_TIMEOUT,
+        }
+    }
 }
 
 impl Launch {
@@ -74,6 +89,8 @@ impl Launch {
         for addr in &self.listen {
             flags.extend(["--listen".to_owned(), addr.to_string()]);
         }
+        let timeout = self.upstream_timeout.as_secs().to_string();
+        flags.extend(["--upstream-timeout".to_owned(), timeout]);
         flags
     }
 }
@@ -100,6 +117,7 @@ pub fn run(args: RouterArgs) -> Result<i32> {
     let launch = Launch {
         port: args.port,
         listen: args.listen,
+        upstream_timeout: Duration::from_secs(args.upstream_timeout),
     };
     match args.action {
         Some(RouterAction::Status) => status(&home),
@@ -250,7 +268,11 @@ fn run_foreground(home: &Path, launch: &Launch, log_file: Option<&Path>) -> Resu
     };
     let runtime = agentfs_router::runtime(None)?;
     runtime.block_on(async {
-        let router = agentfs_router::Router::start(Config::for_home(home), listeners)?;
+        let config = Config {
+            upstream_timeout: launch.upstream_timeout,
+            ..Config::for_home(home)
+        };
+        let router = agentfs_router::Router::start(config, listeners)?;
         let addrs: Vec<String> = router.http_addrs().iter().map(|a| a.to_string()).collect();
         tracing::info!(
             pid = std::process::id(),

@@ -8,7 +8,9 @@
 //! Endpoints (on `agentfs.localhost` and on the control socket):
 //! - `GET /health`: `{pid, port, run_dir, routes, uptime_secs}`.
 //! - `GET /api/routes`: every app, instance and listener, with URLs and the
-//!   per-socket `in_flight` and `requests` counters.
+//!   per-socket `in_flight` and `requests` counters. An instance's `urls`
+//!   list its own name first (the one to open: it always reaches that
+//!   instance), then the app's shared name.
 //! - `GET /`: the status page (HTML, or the routes as JSON when asked for JSON).
 
 use std::path::Path;
@@ -84,9 +86,11 @@ pub fn routes(table: &Table, port: u16) -> Value {
                         })
                         .collect();
                     let pid = inst.primary().map(|b| b.sidecar.pid);
+                    let own = url(&format!("{name}.{app}"), port);
                     json!({
                         "instance": name,
-                        "url": url(&format!("{name}.{app}"), port),
+                        "url": own,
+                        "urls": [own, url(app, port)],
                         "pid": pid,
                         "listeners": listeners,
                     })
@@ -133,6 +137,25 @@ pub fn error(err: &RouteError, as_json: bool, about: &About<'_>) -> Response<Res
     html(status, &page)
 }
 
+/// A whole HTTP/1.1 answer carrying `err` as a JSON envelope, closing the
+/// connection: for connections that are refused before any request is read.
+pub fn raw_error(err: &RouteError) -> Vec<u8> {
+    let status = err.status();
+    let body = json!({
+        "status": "error",
+        "error": { "code": err.code(), "message": err.to_string() },
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes()
+}
+
 fn status_page(table: &Table, port: u16) -> String {
     format!(
         "<h1>agentfs router</h1>\n<p>Listening on port {port}. API: \
@@ -146,14 +169,19 @@ fn app_list(table: &Table, port: u16) -> String {
         return "<p>No apps are running. Start one with <code>agentfs wrap -- CMD</code>.</p>\n"
             .into();
     }
+    // Each instance's own URL first: that is the one to open. The app's
+    // shared name follows, balanced over the instances.
     let mut list = String::from("<h2>Live apps</h2>\n<ul>\n");
     for (app, instances) in &table.apps {
-        let app_url = url(app, port);
-        list.push_str(&format!("<li><a href=\"{app_url}\">{app_url}</a><ul>\n"));
+        list.push_str(&format!("<li>{}<ul>\n", escape(app)));
         for name in instances.keys() {
             let u = url(&format!("{name}.{app}"), port);
             list.push_str(&format!("<li><a href=\"{u}\">{u}</a></li>\n"));
         }
+        let app_url = url(app, port);
+        list.push_str(&format!(
+            "<li><a href=\"{app_url}\">{app_url}</a> (shared by its instances)</li>\n"
+        ));
         list.push_str("</ul></li>\n");
     }
     list.push_str("</ul>\n");

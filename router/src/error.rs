@@ -6,6 +6,9 @@
 
 use hyper::StatusCode;
 
+/// Boxed error for bodies that can fail for more than one reason.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Whose fault an error is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -13,7 +16,7 @@ pub enum Side {
     Downstream,
     /// An instance could not be reached or failed mid-answer.
     Upstream,
-    /// A fault of the router itself.
+    /// A fault or a limit of the router itself.
     Internal,
 }
 
@@ -23,6 +26,12 @@ pub enum Side {
 pub enum RouteError {
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error(
+        "the client's request body is malformed (an error of the client, not of the instance): {0}"
+    )]
+    BadBody(String),
+    #[error("{0} is not served here: the router is not a forward proxy")]
+    MethodNotAllowed(String),
     #[error("{0} is not a .localhost name this router serves")]
     Misdirected(String),
     #[error("no app or instance is registered under {0}")]
@@ -37,8 +46,10 @@ pub enum RouteError {
     NotListening(String),
     #[error("instance failed while answering: {0}")]
     Upstream(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("{0} sent no answer within {1:?}")]
+    UpstreamTimeout(String, std::time::Duration),
+    #[error("the router serves {0} connections at most; try again when one closes")]
+    Overloaded(usize),
 }
 
 impl RouteError {
@@ -46,28 +57,33 @@ impl RouteError {
     pub fn side(&self) -> Side {
         match self {
             RouteError::BadRequest(_)
+            | RouteError::BadBody(_)
+            | RouteError::MethodNotAllowed(_)
             | RouteError::Misdirected(_)
             | RouteError::NoRoute(_)
             | RouteError::NotFound(_)
             | RouteError::Loop => Side::Downstream,
-            RouteError::NoUpstream(_) | RouteError::NotListening(_) | RouteError::Upstream(_) => {
-                Side::Upstream
-            }
-            RouteError::Internal(_) => Side::Internal,
+            RouteError::NoUpstream(_)
+            | RouteError::NotListening(_)
+            | RouteError::Upstream(_)
+            | RouteError::UpstreamTimeout(..) => Side::Upstream,
+            RouteError::Overloaded(_) => Side::Internal,
         }
     }
 
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            RouteError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RouteError::BadRequest(_) | RouteError::BadBody(_) => StatusCode::BAD_REQUEST,
+            RouteError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             RouteError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             RouteError::NoRoute(_) | RouteError::NotFound(_) => StatusCode::NOT_FOUND,
             RouteError::Loop => StatusCode::LOOP_DETECTED,
             RouteError::NoUpstream(_) | RouteError::NotListening(_) | RouteError::Upstream(_) => {
                 StatusCode::BAD_GATEWAY
             }
-            RouteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RouteError::UpstreamTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
+            RouteError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -75,6 +91,8 @@ impl RouteError {
     pub fn code(&self) -> &'static str {
         match self {
             RouteError::BadRequest(_) => "BAD_REQUEST",
+            RouteError::BadBody(_) => "BAD_REQUEST_BODY",
+            RouteError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             RouteError::Misdirected(_) => "MISDIRECTED",
             RouteError::NoRoute(_) => "NO_ROUTE",
             RouteError::NotFound(_) => "NOT_FOUND",
@@ -82,7 +100,8 @@ impl RouteError {
             RouteError::NoUpstream(_) => "NO_UPSTREAM",
             RouteError::NotListening(_) => "NOT_LISTENING",
             RouteError::Upstream(_) => "UPSTREAM_FAILED",
-            RouteError::Internal(_) => "INTERNAL",
+            RouteError::UpstreamTimeout(..) => "UPSTREAM_TIMEOUT",
+            RouteError::Overloaded(_) => "TOO_MANY_CONNECTIONS",
         }
     }
 }
@@ -102,7 +121,9 @@ mod tests {
             RouteError::NoUpstream("web".into()),
             RouteError::NotListening("web".into()),
             RouteError::Upstream("reset".into()),
-            RouteError::Internal("bug".into()),
+            RouteError::BadBody("bad chunk".into()),
+            RouteError::MethodNotAllowed("CONNECT".into()),
+            RouteError::Overloaded(4),
         ];
         for err in all {
             let family = err.status().as_u16() / 100;
@@ -118,5 +139,8 @@ mod tests {
         }
         assert_eq!(RouteError::Misdirected("a".into()).status().as_u16(), 421);
         assert_eq!(RouteError::Loop.status().as_u16(), 508);
+        let timeout = RouteError::UpstreamTimeout("web".into(), std::time::Duration::from_secs(1));
+        assert_eq!(timeout.side(), Side::Upstream);
+        assert_eq!(timeout.status().as_u16(), 504);
     }
 }

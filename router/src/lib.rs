@@ -7,40 +7,44 @@
 //! - [`table`]: the route table, backends, their counters and least-in-flight picking.
 //! - [`host`]: what a Host header names.
 //! - [`service`]: one request: the API, an error page, or a forward.
-//! - [`proxy`]: forwarding with header rewriting, retries and upgrade tunnels.
-//! - [`pool`]: kept-alive upstream connections per Unix socket.
-//! - [`wire`]: requests without a body, sent and answered on the request's own task.
-//! - [`h1`]: the HTTP/1.1 wire format toward instances, without IO.
-//! - [`body`]: streamed request and response bodies.
+//! - [`proxy`]: what an instance is sent (header rewriting) and what the client gets back.
+//! - [`affinity`]: keeping a client of `APP.localhost` on one instance, by cookie.
+//! - [`upstream`]: everything toward instances: the router's own HTTP/1.1
+//!   client, the connection pool, the retry policy, upgrade tunnels.
+//! - [`body`]: response bodies on their way to the client.
 //! - [`api`]: the JSON API, status page and error pages.
 //! - [`error`]: [`RouteError`], which knows its side and status code.
-//! - [`server`]: accept loops.
+//! - [`server`]: accept loops, the connection limit.
+//! - [`limits`]: how many connections, from the descriptor limit.
 //! - [`listen`]: binding helpers; the caller binds, [`run`] serves.
 //! - [`client`]: a client for the API over the control socket.
 //!
 //! # API error codes
-//! `BAD_REQUEST` (400), `MISDIRECTED` (421: Host outside `.localhost`),
-//! `NO_ROUTE` (404: nothing by that name), `NOT_FOUND` (404: no such API
-//! path), `LOOP_DETECTED` (508), `NO_UPSTREAM` (502: no instance could take
-//! the request), `NOT_LISTENING` (502: a bridge's app is not listening yet),
-//! `UPSTREAM_FAILED` (502: the instance failed mid-answer), `INTERNAL` (500).
+//! `BAD_REQUEST` (400), `BAD_REQUEST_BODY` (400: the client's request body
+//! is malformed), `METHOD_NOT_ALLOWED` (405: CONNECT), `MISDIRECTED` (421:
+//! Host outside `.localhost`), `NO_ROUTE` (404: nothing by that name),
+//! `NOT_FOUND` (404: no such API path), `LOOP_DETECTED` (508), `NO_UPSTREAM`
+//! (502: no instance could take the request), `NOT_LISTENING` (502: a
+//! bridge's app is not listening yet), `UPSTREAM_FAILED` (502: the instance
+//! failed mid-answer), `UPSTREAM_TIMEOUT` (504: the instance did not start
+//! its answer in time), `TOO_MANY_CONNECTIONS` (503: the connection limit).
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod api;
 pub mod body;
 pub mod client;
 pub mod discovery;
 pub mod error;
-pub mod h1;
 pub mod host;
+pub mod limits;
 pub mod listen;
-pub mod pool;
 pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod table;
+pub mod upstream;
 pub mod watch;
-pub mod wire;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -59,6 +63,11 @@ pub use table::Table;
 /// How long requests in progress get to finish when the router stops.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an instance may take to start its answer by default: long
+/// enough for a dev server's first compile of a large app, which answers
+/// nothing until it is done.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How the router runs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -66,6 +75,13 @@ pub struct Config {
     pub run_dir: PathBuf,
     /// Interval of the safety-net scan; see [`discovery::RECONCILE_INTERVAL`].
     pub reconcile: Duration,
+    /// How long an instance may take to start its answer before the client
+    /// is answered 504; see [`UPSTREAM_TIMEOUT`].
+    pub upstream_timeout: Duration,
+    /// The most client connections served at once; see [`limits`].
+    /// [`Config::for_home`] derives it from the descriptor limit, raising
+    /// the process's soft limit toward the hard one on the way.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -74,6 +90,8 @@ impl Config {
         Config {
             run_dir: layout::run_dir(home),
             reconcile: discovery::RECONCILE_INTERVAL,
+            upstream_timeout: UPSTREAM_TIMEOUT,
+            max_connections: limits::connection_limit(),
         }
     }
 }
@@ -151,12 +169,16 @@ impl Router {
             port: http_addrs.first().map_or(0, |a| a.port()),
             run_dir: config.run_dir.clone(),
             started: Instant::now(),
+            upstream_timeout: config.upstream_timeout,
         });
+        let refusal = api::raw_error(&RouteError::Overloaded(config.max_connections));
+        let gate = server::Gate::new(config.max_connections, refusal);
         let connections = TaskTracker::new();
         for listener in http {
             tasks.spawn(server::serve(
                 listener,
                 Arc::clone(&state),
+                gate.clone(),
                 stop_rx.clone(),
                 connections.clone(),
             ));
@@ -166,7 +188,13 @@ impl Router {
             control.set_nonblocking(true)?;
             control_path = control.local_addr()?.as_pathname().map(Path::to_path_buf);
             let control = tokio::net::UnixListener::from_std(control)?;
-            tasks.spawn(server::serve(control, state, stop_rx, connections.clone()));
+            tasks.spawn(server::serve(
+                control,
+                state,
+                gate,
+                stop_rx,
+                connections.clone(),
+            ));
         }
         Ok(Router {
             table,

@@ -1,44 +1,26 @@
-//! Forwarding one request to an instance: header rewriting, balancing with
-//! retries, and tunnelling upgraded connections.
-//!
-//! Requests without a body (nearly all of them) go over [`wire`]; requests
-//! with a body, and upgrades, over hyper's client.
-//!
-//! A request is retried on another instance when nothing was sent (the
-//! connection was refused or the socket is gone), and also after a failure
-//! when it has no body and an idempotent method, since replaying it is safe;
-//! small answers to such requests are read whole before they are passed on,
-//! so an instance that dies between its headers and its body counts as a
-//! failure to retry too. That is what keeps every client request succeeding
-//! when one of several instances dies.
+//! Forwarding one request to an instance: what the instance is sent (header
+//! rewriting: hop-by-hop headers out, forwarding headers in, Host made
+//! unambiguous, the router's own cookie out) and what the client gets back.
+//! Carrying it is [`upstream`]'s job.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
 use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
-    TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
-use hyper::upgrade::OnUpgrade;
-use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, Response, StatusCode, Uri, Version};
 use tokio::sync::Notify;
 
-use crate::body::{ResBody, UpBody};
+use crate::affinity;
+use crate::body::ResBody;
 use crate::error::RouteError;
-use crate::h1;
-use crate::pool::Lease;
-use crate::table::{pick, Backend, InFlight};
-use crate::wire::{self, AnswerBody, WireError};
-
-/// Most tries for one request, over all instances.
-const MAX_ATTEMPTS: usize = 8;
-
-/// Largest answer to a replayable request that is read whole before it is
-/// passed on, so that an instance dying between its headers and its body is
-/// retried like one that died before answering. Larger (or unsized) answers
-/// stream, and fail with the instance.
-const MAX_WHOLE_ANSWER: u64 = 64 * 1024;
+use crate::table::Backend;
+use crate::upstream::exchange::{ClientBody, Outgoing};
+use crate::upstream::retry::Route;
+use crate::upstream::{self, h1, Forwarded};
 
 /// Marks a request as having passed through a router; the value is the router's id.
 pub const VIA_HEADER: &str = "x-agentfs-via";
@@ -49,7 +31,7 @@ const MAX_HOPS: usize = 4;
 
 /// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
 /// Names, not strings: a `&str` key is parsed again on every lookup.
-static HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 10] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -59,6 +41,8 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     TRAILER,
     TRANSFER_ENCODING,
     UPGRADE,
+    // Only ever sent with an h2c upgrade, which is never passed on.
+    HeaderName::from_static("http2-settings"),
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -69,7 +53,8 @@ static VIA: HeaderName = HeaderName::from_static(VIA_HEADER);
 /// What a forward needs to know besides the request.
 #[derive(Debug)]
 pub struct Forward<'a> {
-    /// The name the client asked for, for X-Forwarded-Host and error pages.
+    /// The name the client asked for (the Host header, or an absolute-form
+    /// target's authority), for Host, X-Forwarded-Host and error pages.
     pub host: &'a str,
     /// The client's address, as it goes into X-Forwarded-For.
     pub client: &'a HeaderValue,
@@ -77,6 +62,11 @@ pub struct Forward<'a> {
     pub via: &'a HeaderValue,
     /// Wakes discovery to re-check the run directory after a connect failure.
     pub poke: &'a Notify,
+    /// How long an instance may take to start its answer.
+    pub timeout: Duration,
+    /// Whether the name is shared by the app's instances, so a client is
+    /// kept on one (see [`affinity`]).
+    pub sticky: bool,
 }
 
 /// Whether this request already went through this router, or through too many.
@@ -85,217 +75,79 @@ pub fn is_loop(headers: &HeaderMap, router_id: &str) -> bool {
     hops.iter().count() >= MAX_HOPS || hops.iter().any(|v| v.as_bytes() == router_id.as_bytes())
 }
 
-/// Sends the request to one of `candidates`, retrying as described above.
+/// Sends the request to one of `candidates` and makes the client's answer.
 pub async fn forward(
     ctx: &Forward<'_>,
     mut req: Request<Incoming>,
     candidates: &[Arc<Backend>],
 ) -> Result<Response<ResBody>, RouteError> {
-    let upgrade = wants_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let req = prepare(req, ctx, upgrade)?;
-    if !upgrade && matches!(req.body(), UpBody::Empty) {
-        return forward_bodiless(ctx, req, candidates).await;
-    }
-    // A failed instance is not tried again, so with one candidate there is
-    // nothing to replay on: skip the copy of the headers then.
-    let replay = if candidates.len() > 1 {
-        Replay::of(&req)
-    } else {
-        None
+    let chosen = affinity::take(req.headers_mut());
+    let preferred = match (&chosen, ctx.sticky) {
+        (Some(name), true) => candidates.iter().find(|b| b.sidecar.instance == *name),
+        _ => None,
     };
-    let mut pending = Some(req);
-    let mut tried: Vec<Arc<Backend>> = Vec::new();
-    let mut last = RouteError::NoUpstream(ctx.host.to_owned());
-    for _ in 0..MAX_ATTEMPTS {
-        let Some(backend) = pick(candidates, &tried) else {
-            break;
-        };
-        let Some(this) = pending
-            .take()
-            .or_else(|| replay.as_ref().map(Replay::build))
-        else {
-            break;
-        };
-        let guard = backend.start();
-        match attempt(&backend, this, upgrade).await {
-            Ok((resp, lease)) => return Ok(respond(resp, guard, lease, client_upgrade)),
-            Err(Failure::Unsent { req, refused }) => {
-                pending = Some(*req);
-                if refused {
-                    ctx.refused(&backend);
-                    tried.push(backend);
-                }
-            }
-            Err(Failure::Sent(err)) => {
-                last = ctx.failed(&backend, err.to_string());
-                tried.push(backend);
-                if replay.is_none() {
-                    return Err(last);
-                }
-            }
+    let out = prepare(req, ctx)?;
+    let route = Route {
+        host: ctx.host,
+        candidates,
+        preferred,
+        poke: ctx.poke,
+        timeout: ctx.timeout,
+    };
+    let Forwarded {
+        head,
+        body,
+        backend,
+    } = upstream::forward(&route, out).await?;
+    let mut resp = Response::new(ResBody::from(body));
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = head.headers;
+    strip_hop_by_hop(
+        resp.headers_mut(),
+        head.status == StatusCode::SWITCHING_PROTOCOLS,
+    );
+    if ctx.sticky && chosen.as_deref() != Some(backend.sidecar.instance.as_str()) {
+        if let Some(cookie) = &backend.cookie {
+            resp.headers_mut().append(SET_COOKIE, cookie.clone());
         }
     }
-    Err(last)
+    Ok(resp)
 }
 
-/// A request without a body, over [`wire`]: its head is encoded once and
-/// sent as is to whichever instance takes it, as often as needed.
-async fn forward_bodiless(
-    ctx: &Forward<'_>,
-    req: Request<UpBody>,
-    candidates: &[Arc<Backend>],
-) -> Result<Response<ResBody>, RouteError> {
-    let (parts, _) = req.into_parts();
-    let head = h1::encode_request(&parts);
-    let method = parts.method;
-    let idempotent = h1::is_idempotent(&method);
-    let replayable = idempotent && candidates.len() > 1;
-    let whole_up_to = if replayable { MAX_WHOLE_ANSWER } else { 0 };
-    let mut tried: Vec<Arc<Backend>> = Vec::new();
-    let mut last = RouteError::NoUpstream(ctx.host.to_owned());
-    for _ in 0..MAX_ATTEMPTS {
-        let Some(backend) = pick(candidates, &tried) else {
-            break;
-        };
-        let guard = backend.start();
-        let failure = match wire::exchange(&backend.pool, &head, &method, whole_up_to).await {
-            Ok(answer) => return Ok(wire_response(answer, guard)),
-            Err(WireError::Connect(err)) => {
-                tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "connect failed");
-                ctx.refused(&backend);
-                tried.push(backend);
-                continue;
-            }
-            // The instance closed a pooled connection while it was idle, so
-            // the request was never read: safe to send again when idempotent.
-            Err(WireError::Stale) if idempotent => {
-                backend.pool.clear_conns();
-                continue;
-            }
-            Err(WireError::Stale) => "the instance closed a kept-alive connection".to_owned(),
-            Err(WireError::Failed(err)) => err,
-        };
-        last = ctx.failed(&backend, failure);
-        tried.push(backend);
-        if !replayable {
-            return Err(last);
+/// Whether the client asks to switch protocols. `h2c` (HTTP/2 by upgrade,
+/// which RFC 9113 dropped) is taken out of the request and never passed on:
+/// instances are spoken to in HTTP/1.1 only.
+fn wants_upgrade(headers: &mut HeaderMap) -> bool {
+    if !headers.contains_key(UPGRADE) || !has_token(headers, CONNECTION, "upgrade") {
+        return false;
+    }
+    let protocols: Vec<String> = headers
+        .get_all(UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let wanted: Vec<&str> = protocols
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !p.eq_ignore_ascii_case("h2c"))
+        .collect();
+    if wanted.len() == protocols.len() {
+        return true;
+    }
+    match HeaderValue::from_str(&wanted.join(", ")) {
+        Ok(value) if !wanted.is_empty() => {
+            headers.insert(UPGRADE, value);
+            true
+        }
+        _ => {
+            headers.remove(UPGRADE);
+            false
         }
     }
-    Err(last)
-}
-
-fn wire_response(answer: wire::Answer, guard: InFlight) -> Response<ResBody> {
-    let mut resp = Response::new(ResBody::empty());
-    *resp.status_mut() = answer.head.status;
-    *resp.headers_mut() = answer.head.headers;
-    strip_hop_by_hop(resp.headers_mut(), false);
-    *resp.body_mut() = match answer.body {
-        AnswerBody::Whole(bytes) if bytes.is_empty() => ResBody::empty(),
-        AnswerBody::Whole(bytes) => ResBody::page(bytes),
-        AnswerBody::Stream(body) => ResBody::Wire {
-            body,
-            guard: Some(guard),
-        },
-    };
-    resp
-}
-
-enum Failure {
-    /// Nothing reached the instance; the request comes back for another try.
-    Unsent {
-        req: Box<Request<UpBody>>,
-        refused: bool,
-    },
-    /// The request (or part of it) was sent.
-    Sent(hyper::Error),
-}
-
-async fn attempt(
-    backend: &Backend,
-    req: Request<UpBody>,
-    upgrade: bool,
-) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
-    // An upgraded connection is never returned to the pool, so take a fresh one.
-    let pooled = if upgrade {
-        None
-    } else {
-        backend.pool.take_idle()
-    };
-    let mut sender = match pooled {
-        Some(sender) => sender,
-        None => match backend.pool.connect().await {
-            Ok(sender) => sender,
-            Err(err) => {
-                tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "connect failed");
-                return Err(Failure::Unsent {
-                    req: Box::new(req),
-                    refused: true,
-                });
-            }
-        },
-    };
-    match sender.try_send_request(req).await {
-        Ok(resp) => Ok((resp, (!upgrade).then(|| backend.pool.lease(sender)))),
-        Err(mut err) => match err.take_message() {
-            Some(req) => Err(Failure::Unsent {
-                req: Box::new(req),
-                refused: false,
-            }),
-            None => Err(Failure::Sent(err.into_error())),
-        },
-    }
-}
-
-impl Forward<'_> {
-    /// Nothing could be sent to `backend`: it is down until discovery,
-    /// asked to look again now, says otherwise.
-    fn refused(&self, backend: &Backend) {
-        backend.mark_down();
-        self.poke.notify_one();
-    }
-
-    /// The request failed after it was (partly) sent and before a whole
-    /// answer came; returns the error to answer with. A bridge closes (or
-    /// resets) a connection at once when its app is not listening, so from a
-    /// bridge that means "not listening yet", and the bridge stays up.
-    fn failed(&self, backend: &Backend, err: String) -> RouteError {
-        tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "upstream failed");
-        if backend.is_bridge() {
-            return RouteError::NotListening(backend.sidecar.app.clone());
-        }
-        self.refused(backend);
-        RouteError::Upstream(err)
-    }
-}
-
-/// A bodiless idempotent request, kept so it can be sent again.
-struct Replay {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-}
-
-impl Replay {
-    fn of(req: &Request<UpBody>) -> Option<Replay> {
-        (h1::is_idempotent(req.method()) && req.body().is_end_stream()).then(|| Replay {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            headers: req.headers().clone(),
-        })
-    }
-
-    fn build(&self) -> Request<UpBody> {
-        let mut req = Request::new(UpBody::Empty);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.headers_mut() = self.headers.clone();
-        req
-    }
-}
-
-fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(UPGRADE) && has_token(headers, CONNECTION, "upgrade")
 }
 
 fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
@@ -347,27 +199,28 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-fn prepare(
-    req: Request<Incoming>,
-    ctx: &Forward<'_>,
-    upgrade: bool,
-) -> Result<Request<UpBody>, RouteError> {
+/// The request as the instance is sent it: origin form, hop-by-hop headers
+/// out, Host and the forwarding headers set, and the body's framing decided.
+fn prepare(mut req: Request<Incoming>, ctx: &Forward<'_>) -> Result<Outgoing, RouteError> {
+    let upgrade = wants_upgrade(req.headers_mut()).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    let bad = |e: hyper::header::InvalidHeaderValue| RouteError::BadRequest(e.to_string());
     // Most requests are already in origin form: only an absolute-form target
-    // is rebuilt, which saves a parse and an allocation per request.
+    // is rebuilt, which saves a parse and an allocation per request. Its
+    // authority is what the request was routed by, so it replaces Host
+    // (RFC 9112 §3.2.2): the instance never sees a name the router did not check.
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = Uri::try_from(path).map_err(|e| RouteError::BadRequest(e.to_string()))?;
+        let host = HeaderValue::from_str(ctx.host).map_err(bad)?;
+        parts.headers.insert(HOST, host);
     }
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
-    strip_hop_by_hop(headers, upgrade);
-    let bad = |e: hyper::header::InvalidHeaderValue| RouteError::BadRequest(e.to_string());
-    // The name the client asked for: the Host header's own value (shared,
-    // not copied) unless an absolute-form target named another.
+    strip_hop_by_hop(headers, upgrade.is_some());
+    // The name the client asked for: the Host header's own value (shared, not copied).
     let host = match headers.get(HOST) {
-        Some(value) if value.as_bytes() == ctx.host.as_bytes() => value.clone(),
-        Some(_) => HeaderValue::from_str(ctx.host).map_err(bad)?,
+        Some(value) => value.clone(),
         None => {
             let host = HeaderValue::from_str(ctx.host).map_err(bad)?;
             headers.insert(HOST, host.clone());
@@ -385,49 +238,33 @@ fn prepare(
     headers.insert(&X_FORWARDED_HOST, host);
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     headers.append(&VIA, ctx.via.clone());
-    let body = if body.is_end_stream() {
-        UpBody::Empty
-    } else {
-        UpBody::Client(body)
+    let body = (!body.is_end_stream()).then(|| frame_body(headers, body));
+    Ok(Outgoing {
+        head: h1::encode_request(&parts),
+        method: parts.method,
+        body,
+        upgrade,
+    })
+}
+
+/// How the client's body goes out: with the length hyper read it by (a
+/// client's Content-Length), or chunked when that is unknown. Decided from
+/// what hyper decoded, never from the client's headers alone, so a request
+/// with both Transfer-Encoding and Content-Length cannot reach the instance
+/// framed two ways.
+fn frame_body(headers: &mut HeaderMap, incoming: Incoming) -> ClientBody {
+    let chunked = match incoming.size_hint().exact() {
+        Some(length) => {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+            false
+        }
+        None => {
+            headers.remove(CONTENT_LENGTH);
+            headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+            true
+        }
     };
-    Ok(Request::from_parts(parts, body))
-}
-
-fn respond(
-    mut resp: Response<Incoming>,
-    guard: InFlight,
-    lease: Option<Lease>,
-    client_upgrade: Option<OnUpgrade>,
-) -> Response<ResBody> {
-    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    strip_hop_by_hop(resp.headers_mut(), switching);
-    match client_upgrade {
-        Some(client) if switching => {
-            let upstream = hyper::upgrade::on(&mut resp);
-            tunnel(client, upstream, guard);
-            resp.map(|_| ResBody::empty())
-        }
-        _ => resp.map(|body| ResBody::upstream(body, guard, lease)),
-    }
-}
-
-/// Copies bytes both ways between the upgraded client and instance connections.
-fn tunnel(client: OnUpgrade, upstream: OnUpgrade, guard: InFlight) {
-    tokio::spawn(async move {
-        let _guard = guard;
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(both) => both,
-            Err(err) => {
-                tracing::debug!(%err, "upgrade failed");
-                return;
-            }
-        };
-        let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
-        if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            tracing::debug!(%err, "tunnel closed");
-        }
-    });
+    ClientBody { incoming, chunked }
 }
 
 #[cfg(test)]
@@ -452,10 +289,31 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-        assert!(wants_upgrade(&headers));
+        assert!(wants_upgrade(&mut headers));
         strip_hop_by_hop(&mut headers, true);
         assert_eq!(headers[UPGRADE], "websocket");
         assert_eq!(headers[CONNECTION], "upgrade");
+    }
+
+    #[test]
+    fn h2c_is_never_an_upgrade() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONNECTION,
+            HeaderValue::from_static("Upgrade, HTTP2-Settings"),
+        );
+        headers.insert(UPGRADE, HeaderValue::from_static("h2c"));
+        headers.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQAAP__"),
+        );
+        assert!(!wants_upgrade(&mut headers));
+        strip_hop_by_hop(&mut headers, false);
+        assert!(headers.is_empty(), "{headers:?}");
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static("h2c, websocket"));
+        assert!(wants_upgrade(&mut headers));
+        assert_eq!(headers[UPGRADE], "websocket");
     }
 
     #[test]

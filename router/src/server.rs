@@ -1,22 +1,30 @@
 //! Accepting connections and serving HTTP/1.1 on them, with keep-alive and
 //! upgrades. At stop, each open connection finishes the request in progress
 //! and closes; the caller waits for them through the [`TaskTracker`].
+//!
+//! At most `Config::max_connections` are served at once (see
+//! [`limits`](crate::limits)); one more is answered 503 and closed. A client
+//! speaking HTTP/2 without asking first (prior knowledge) is told in its own
+//! protocol that this router speaks HTTP/1.1 only.
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
 
 use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::limits::Throttle;
 use crate::service::{handle, Peer, State};
 
 /// A client has this long to send a request's headers (slow-loris guard).
@@ -26,12 +34,29 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// Connections over the limit that may be answered 503 at once (each holds
+/// a descriptor for up to [`REFUSE_LINGER`]): an eighth of the limit, at
+/// most this. Past that, a flood's connections get the 503 only if it can
+/// be written at once, and are closed straight away.
+const MAX_REFUSING: usize = 512;
+
+/// How long a refused client gets to read its answer before the close.
+const REFUSE_LINGER: Duration = Duration::from_secs(1);
+
+/// The start of HTTP/2's connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 /// A listener the router serves: how a connection is accepted and who is on
 /// the other end. TCP clients get proxied; the control socket gets only the API.
 pub trait Accept: Send + Sync + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
 
     fn next(&self) -> impl Future<Output = io::Result<(Self::Stream, Peer, tracing::Span)>> + Send;
+
+    /// Whether the client opened with HTTP/2's preface instead of HTTP/1.
+    fn speaks_h2(_stream: &Self::Stream) -> impl Future<Output = bool> + Send {
+        async { false }
+    }
 }
 
 impl Accept for TcpListener {
@@ -45,6 +70,17 @@ impl Accept for TcpListener {
         let span = tracing::debug_span!("conn", peer = %addr);
         Ok((stream, Peer::Http(client), span))
     }
+
+    /// A look at the first bytes without taking them (one peek per
+    /// connection): an HTTP/1 request never starts like the preface.
+    async fn speaks_h2(stream: &TcpStream) -> bool {
+        let mut first = [0u8; 24];
+        let peeked = tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await;
+        match peeked {
+            Ok(Ok(n)) if n >= 3 => H2_PREFACE.starts_with(&first[..n]),
+            _ => false,
+        }
+    }
 }
 
 impl Accept for UnixListener {
@@ -56,38 +92,137 @@ impl Accept for UnixListener {
     }
 }
 
+/// What every accept loop of one router shares.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    /// One permit per connection the router may hold.
+    pub open: Arc<Semaphore>,
+    /// One permit per over-the-limit connection being answered 503.
+    pub refusing: Arc<Semaphore>,
+    /// The 503 answer, made once.
+    pub refusal: Arc<[u8]>,
+    pub limit: usize,
+}
+
+impl Gate {
+    pub fn new(max_connections: usize, refusal: Vec<u8>) -> Gate {
+        Gate {
+            open: Arc::new(Semaphore::new(max_connections)),
+            refusing: Arc::new(Semaphore::new((max_connections / 8).clamp(1, MAX_REFUSING))),
+            refusal: refusal.into(),
+            limit: max_connections,
+        }
+    }
+}
+
 /// Serves `listener` until `stop` turns true; its connections are spawned
-/// on `connections`.
+/// on `connections`, as long as `gate` lets them in.
 pub async fn serve<L: Accept>(
     listener: L,
     state: Arc<State>,
+    gate: Gate,
     mut stop: watch::Receiver<bool>,
     connections: TaskTracker,
 ) {
+    let mut throttle = Throttle::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.next() => accepted,
             _ = stop.wait_for(|s| *s) => return,
         };
         match accepted {
-            Ok((stream, peer, span)) => {
-                let conn = serve_conn(stream, Arc::clone(&state), peer, stop.clone());
-                connections.spawn(conn.instrument(span));
-            }
+            Ok((stream, peer, span)) => match Arc::clone(&gate.open).try_acquire_owned() {
+                Ok(permit) => {
+                    let state = Arc::clone(&state);
+                    let conn = serve_conn::<L>(stream, state, peer, permit, stop.clone());
+                    connections.spawn(conn.instrument(span));
+                }
+                Err(_) => refuse(stream, &gate, &mut throttle),
+            },
             Err(err) => {
-                tracing::warn!(%err, "accept failed");
+                if let Some(unlogged) = throttle.report(Instant::now()) {
+                    tracing::warn!(%err, unlogged, "accept failed");
+                }
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
     }
 }
 
-/// One connection, served until the client closes it or, after `stop`,
-/// until the request in progress is answered.
-async fn serve_conn<S>(stream: S, state: Arc<State>, peer: Peer, mut stop: watch::Receiver<bool>)
+/// Answers a connection over the limit with the 503 and closes it, after
+/// giving the client a moment to read it (closing with its request unread
+/// would reset the connection and lose the answer).
+fn refuse<S>(mut stream: S, gate: &Gate, throttle: &mut Throttle)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    if let Some(unlogged) = throttle.report(Instant::now()) {
+        tracing::warn!(
+            limit = gate.limit,
+            unlogged,
+            "connection limit reached: refusing new connections"
+        );
+    }
+    let Ok(permit) = Arc::clone(&gate.refusing).try_acquire_owned() else {
+        // No waiting for a write that cannot go out now.
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = Pin::new(&mut stream).poll_write(&mut cx, &gate.refusal);
+        return;
+    };
+    let refusal = Arc::clone(&gate.refusal);
+    tokio::spawn(async move {
+        let _permit = permit;
+        say_and_close(&mut stream, &refusal).await;
+    });
+}
+
+/// Writes `last` and closes, reading what the client still sends for a
+/// moment: closing with its bytes unread would reset the connection, and
+/// the client could lose what it was told.
+async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, last: &[u8]) {
+    let answer = async {
+        stream.write_all(last).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(REFUSE_LINGER, answer).await;
+}
+
+/// HTTP/2's answer to a client that spoke it without asking: our SETTINGS
+/// (the server's preface), then GOAWAY with HTTP_1_1_REQUIRED and why.
+fn h2_goaway() -> Vec<u8> {
+    let why = b"this router speaks HTTP/1.1 only";
+    let mut out = vec![0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+    let len = 8 + why.len();
+    out.extend_from_slice(&[(len >> 16) as u8, (len >> 8) as u8, len as u8, 0x7, 0]);
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&0xdu32.to_be_bytes());
+    out.extend_from_slice(why);
+    out
+}
+
+/// One connection, served until the client closes it or, after `stop`,
+/// until the request in progress is answered. It holds its place under the
+/// connection limit (`_permit`) until then. (Held here rather than by a
+/// wrapping future: an async fn keeps its argument and the future it awaits
+/// side by side, and the task of every connection would be twice the size.)
+async fn serve_conn<L: Accept>(
+    mut stream: L::Stream,
+    state: Arc<State>,
+    peer: Peer,
+    _permit: OwnedSemaphorePermit,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Both boxed: awaited in place, they would make every connection's
+    // task larger for its whole life, though they are done with at once.
+    if Box::pin(L::speaks_h2(&stream)).await {
+        tracing::debug!("HTTP/2 without upgrade: told to use HTTP/1.1");
+        Box::pin(say_and_close(&mut stream, &h2_goaway())).await;
+        return;
+    }
     let service = service_fn(move |req| handle(Arc::clone(&state), req, peer.clone()));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -4,11 +4,11 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST};
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 use tokio::sync::{watch, Notify};
 
 use crate::api::{self, About};
@@ -33,6 +33,8 @@ pub struct State {
     pub port: u16,
     pub run_dir: PathBuf,
     pub started: Instant,
+    /// How long an instance may take to start its answer.
+    pub upstream_timeout: Duration,
 }
 
 /// Where a request came in.
@@ -80,6 +82,14 @@ async fn route(
     client: &HeaderValue,
     about: &About<'_>,
 ) -> Result<Response<ResBody>, RouteError> {
+    if req.method() == Method::CONNECT {
+        return Err(RouteError::MethodNotAllowed("CONNECT".into()));
+    }
+    // Two Host headers leave it open which name the request is for: a
+    // client error (RFC 9112 §3.2), never routed by one and forwarded with both.
+    if req.headers().get_all(HOST).iter().nth(1).is_some() {
+        return Err(RouteError::BadRequest("more than one Host header".into()));
+    }
     // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
     let authority = match req.uri().authority() {
         Some(authority) => authority.as_str().to_owned(),
@@ -91,6 +101,7 @@ async fn route(
             .to_owned(),
     };
     let target = host::classify(&authority, &state.own);
+    let sticky = matches!(target, Target::App { .. });
     let candidates = match &target {
         Target::Router => return Ok(api::serve(req.uri().path(), req.headers(), about)),
         Target::Foreign(name) => return Err(RouteError::Misdirected(name.clone())),
@@ -107,6 +118,8 @@ async fn route(
         client,
         via: &state.via,
         poke: &state.poke,
+        timeout: state.upstream_timeout,
+        sticky,
     };
     proxy::forward(&ctx, req, candidates).await
 }

@@ -11,9 +11,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use agentfs_contract::sidecar::{Kind, Sidecar};
+use hyper::header::HeaderValue;
 
+use crate::affinity;
 use crate::host::Target;
-use crate::pool::Pool;
+use crate::upstream::pool::Pool;
 
 /// How long a backend that refused a connection is skipped, unless nothing
 /// else is left. Discovery is asked to re-check it at once, so a dead one is
@@ -25,6 +27,8 @@ const DOWN_FOR: Duration = Duration::from_secs(2);
 pub struct Backend {
     pub sidecar: Sidecar,
     pub pool: Pool,
+    /// The `Set-Cookie` value that keeps a client on this instance, made once.
+    pub cookie: Option<HeaderValue>,
     in_flight: AtomicUsize,
     requests: AtomicU64,
     /// Milliseconds since [`epoch`] until which this backend counts as down.
@@ -44,6 +48,7 @@ impl Backend {
     pub fn new(sidecar: Sidecar) -> Backend {
         Backend {
             pool: Pool::new(sidecar.socket.clone()),
+            cookie: affinity::set_cookie(&sidecar.instance),
             sidecar,
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),

@@ -1,295 +1,149 @@
-//! Shared helpers for the router's integration tests: a private home, real
-//! instance processes (`fixtures/router/backend.py`) with sidecars written
-//! through the contract, an in-process router on port 0, and an HTTP client.
+//! The router for tests that drive the `agentfs` binary: `agentfs router
+//! --foreground` as a real process on a port the kernel picks, asked over
+//! plain blocking sockets. (The router's own tests, which run it in process,
+//! live in `router/tests/`.)
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
 
-use std::time::Duration;
+pub use super::{http_get, wait_for, TestHome as Home, DEADLINE};
 
-use agentfs_contract::naming;
-use agentfs_contract::sidecar::{now_rfc3339, Kind, Sidecar, VERSION};
-use agentfs_router::{listen, Config, Listeners, Router, Table};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-
-pub use super::{TestHome as Home, DEADLINE};
-
-const BACKEND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/router/backend.py");
-
-/// How an instance fixture behaves (`--mode` of the backend script).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Mode {
-    Serve,
-    Refuse,
-    Close,
-    /// Sends the first answer's headers, then exits before its body.
-    DieMidAnswer,
-    /// One request per connection, then closes it without saying so.
-    OncePerConnection,
-}
-
-/// A real instance process serving one socket in the run dir.
-pub struct Instance {
-    child: Child,
-    pub socket: PathBuf,
-    pub app: String,
-    pub instance: String,
-    pub port: u16,
-}
-
-impl Instance {
-    /// An instance's primary listener, serving HTTP.
-    pub fn spawn(home: &Home, app: &str, instance: &str, port: u16) -> Instance {
-        Instance::spawn_with(home, app, instance, port, true, Mode::Serve, Kind::Shim)
-    }
-
-    pub fn spawn_with(
-        home: &Home,
-        app: &str,
-        instance: &str,
-        port: u16,
-        primary: bool,
-        mode: Mode,
-        kind: Kind,
-    ) -> Instance {
-        let run_dir = home.run_dir();
-        let socket =
-            naming::socket_path(&run_dir, app, instance, (!primary).then_some(port)).unwrap();
-        let mode_arg = match mode {
-            Mode::Serve => "serve",
-            Mode::Refuse => "refuse",
-            Mode::Close => "close",
-            Mode::DieMidAnswer => "die",
-            Mode::OncePerConnection => "once",
-        };
-        let mut child = Command::new("python3")
-            .arg(BACKEND)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--instance", instance, "--port", &port.to_string()])
-            .args(["--mode", mode_arg])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the backend fixture");
-        wait_ready(&mut child);
-        let car = Sidecar {
-            version: VERSION,
-            kind,
-            app: app.into(),
-            instance: instance.into(),
-            pid: child.id(),
-            socket: socket.clone(),
-            address: "127.0.0.1".into(),
-            port,
-            primary,
-            listening: true,
-            hostname: naming::instance_hostname(app, instance),
-            argv: vec!["python3".into(), "backend.py".into()],
-            cwd: "/".into(),
-            started_at: now_rfc3339(),
-            target: (kind == Kind::Bridge).then(|| format!("127.0.0.1:{port}")),
-        };
-        car.write_atomic(&naming::sidecar_path(&socket)).unwrap();
-        Instance {
-            child,
-            socket,
-            app: app.into(),
-            instance: instance.into(),
-            port,
-        }
-    }
-
-    /// Whether the process has exited (reaping it if so).
-    pub fn has_exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    /// Closes the listening socket while the process (and its lock) lives
-    /// on; returns once the socket refuses connections.
-    pub fn close_listener(&mut self) {
-        use std::io::Write;
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(b"close\n").unwrap();
-        stdin.flush().unwrap();
-        super::wait_for("the listener to close", || {
-            std::os::unix::net::UnixStream::connect(&self.socket)
-                .is_err()
-                .then_some(())
-        });
-    }
-
-    /// SIGKILL, then reap: its lock is free once this returns.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn wait_ready(child: &mut Child) {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(DEADLINE)
-        .expect("backend fixture never got ready");
-    assert_eq!(line.trim(), "ready", "backend fixture failed to start");
-}
-
-/// A router running in this process on port 0, with its control socket.
+/// A running `agentfs router --foreground`, stopped on drop.
 pub struct TestRouter {
-    router: Option<Router>,
+    child: Child,
     pub port: u16,
+    control: std::path::PathBuf,
 }
 
 impl TestRouter {
+    /// Starts a router for `home` and waits until its control socket answers.
     pub fn start(home: &Home) -> TestRouter {
-        TestRouter::start_with(home, Config::for_home(&home.dir))
+        TestRouter::start_with_args(home, &[])
     }
 
-    /// A router with its own configuration.
-    pub fn start_with(home: &Home, config: Config) -> TestRouter {
-        let listeners = Listeners {
-            http: listen::bind_loopback(0).unwrap(),
-            control: Some(listen::bind_control(&home.control()).unwrap()),
-        };
-        let router = Router::start(config, listeners).unwrap();
-        let port = router.http_addrs()[0].port();
+    /// Starts `agentfs router --foreground ARGS...` for `home`.
+    pub fn start_with_args(home: &Home, args: &[&str]) -> TestRouter {
+        let log = std::fs::File::create(home.dir.join("router-test.log")).unwrap();
+        let child = home
+            .agentfs(&["router", "--foreground"])
+            .args(args)
+            .env("AGENTFS_ROUTER_PORT", "0")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let control = home.control();
+        let port = wait_for("the router to answer on its control socket", || {
+            let (status, body) = http_get(&control, "/health").ok()?;
+            let health: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (status == 200)
+                .then(|| health["data"]["port"].as_u64())??
+                .try_into()
+                .ok()
+        });
         TestRouter {
-            router: Some(router),
+            child,
             port,
+            control,
         }
     }
 
-    /// The route table now, and a way to wait for the next.
-    pub fn routes(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<Table>> {
-        self.router.as_ref().unwrap().routes()
+    /// Waits until the router routes exactly `n` instances of `app`.
+    pub fn wait_instances(&self, app: &str, n: usize) {
+        wait_for(&format!("{app} to have {n} instances"), || {
+            let (_, body) = http_get(&self.control, "/api/routes").ok()?;
+            let routes: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let apps = routes["data"]["apps"].as_array()?;
+            let count = apps
+                .iter()
+                .find(|a| a["app"] == app)
+                .and_then(|a| a["instances"].as_array())
+                .map_or(0, Vec::len);
+            (count == n).then_some(())
+        });
     }
 
-    /// Waits until the route table satisfies `ready`.
-    pub async fn wait_routes(&self, what: &str, ready: impl Fn(&Table) -> bool) {
-        let mut routes = self.router.as_ref().unwrap().routes();
-        tokio::time::timeout(DEADLINE, routes.wait_for(|t| ready(t)))
-            .await
-            .unwrap_or_else(|_| panic!("routes never became: {what}"))
-            .unwrap();
+    /// Stops the router (SIGTERM) and waits for it to exit.
+    pub fn stop(mut self) {
+        self.terminate();
     }
 
-    /// Waits until the app has exactly `n` instances.
-    pub async fn wait_instances(&self, app: &str, n: usize) {
-        self.wait_routes(&format!("{app} has {n} instances"), |t| {
-            t.apps.get(app).map_or(0, |i| i.len()) == n
-        })
-        .await;
-    }
-
-    pub async fn stop(mut self) {
-        self.router.take().unwrap().shutdown().await;
+    fn terminate(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            super::send_signal(self.child.id(), libc::SIGTERM);
+            let stopped = std::time::Instant::now() + DEADLINE;
+            while self.child.try_wait().ok().flatten().is_none() {
+                if std::time::Instant::now() > stopped {
+                    let _ = self.child.kill();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let _ = self.child.wait();
+        }
     }
 }
 
-/// Instance "a1" of app "web" (asked-for port 3000) behind a router that
-/// already routes it.
-pub async fn web_behind_router(mode: Mode) -> (Home, Instance, TestRouter) {
-    let home = Home::new();
-    let web = Instance::spawn_with(&home, "web", "a1", 3000, true, mode, Kind::Shim);
-    let router = TestRouter::start(&home);
-    router.wait_instances("web", 1).await;
-    (home, web, router)
+impl Drop for TestRouter {
+    fn drop(&mut self) {
+        self.terminate();
+    }
 }
 
-/// The body of an answer, collected.
+/// An answer: status and body.
 pub struct Answer {
-    pub status: StatusCode,
-    pub headers: hyper::HeaderMap,
-    pub body: Bytes,
+    pub status: u16,
+    pub body: String,
 }
 
 impl Answer {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+        self.body.clone()
     }
 }
 
-/// One kept-alive client connection to the router.
-pub struct Client {
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+/// `GET path` with `Host: host` on a fresh connection to the router.
+pub fn get(port: u16, host: &str, path: &str) -> Answer {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Answer { status, body }
 }
 
-impl Client {
-    pub async fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn.with_upgrades());
-        Client { sender }
+/// The data of a chunked body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
     }
-
-    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> hyper::Result<Response<Incoming>> {
-        self.sender.ready().await?;
-        self.sender.send_request(req).await
-    }
-
-    /// GET `path` with `Host: host`, body collected.
-    pub async fn get(&mut self, host: &str, path: &str) -> hyper::Result<Answer> {
-        let req = Request::get(path)
-            .header("host", host)
-            .body(Full::default())
-            .unwrap();
-        collect(self.send(req).await?).await
-    }
-}
-
-pub async fn collect(resp: Response<Incoming>) -> hyper::Result<Answer> {
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok(Answer {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// GET on a fresh connection.
-pub async fn get(port: u16, host: &str, path: &str) -> Answer {
-    Client::connect(port).await.get(host, path).await.unwrap()
-}
-
-pub use super::files_in as file_names;
-
-/// Waits (with [`DEADLINE`]) until `cond` holds, checking after each router
-/// table change or at most every few milliseconds for file-system conditions.
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    out
 }

@@ -3,7 +3,7 @@
 use super::*;
 
 fn parse(text: &[u8], method: Method) -> Result<Option<ResponseHead>, H1Error> {
-    parse_response(&mut BytesMut::from(text), &method)
+    parse_response(&mut BytesMut::from(text), &method, false)
 }
 
 /// Feeds `wire` to a decoder in pieces of `step` bytes; returns the body.
@@ -52,11 +52,13 @@ fn heads_parse_in_any_split_and_leave_the_body() {
     let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello";
     for split in 0..wire.len() {
         let mut buf = BytesMut::from(&wire[..split]);
-        let first = parse_response(&mut buf, &Method::GET).unwrap();
+        let first = parse_response(&mut buf, &Method::GET, false).unwrap();
         buf.extend_from_slice(&wire[split..]);
         let head = match first {
             Some(head) => head,
-            None => parse_response(&mut buf, &Method::GET).unwrap().unwrap(),
+            None => parse_response(&mut buf, &Method::GET, false)
+                .unwrap()
+                .unwrap(),
         };
         assert_eq!(head.status, 200);
         assert_eq!(head.headers["x-a"], "b");
@@ -98,6 +100,14 @@ fn interim_answers_are_skipped_and_unasked_upgrades_refused() {
         parse(upgrade, Method::GET).unwrap_err(),
         H1Error::UnaskedUpgrade
     );
+    let mut asked = BytesMut::from(
+        &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x00"[..],
+    );
+    let head = parse_response(&mut asked, &Method::GET, true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.status, 101);
+    assert_eq!(&asked[..], b"\x81\x00", "the new protocol's bytes stay");
 }
 
 #[test]
@@ -125,7 +135,7 @@ fn hostile_heads_are_errors() {
     let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nX: "[..]);
     buf.extend_from_slice(&endless);
     assert_eq!(
-        parse_response(&mut buf, &Method::GET).unwrap_err(),
+        parse_response(&mut buf, &Method::GET, false).unwrap_err(),
         H1Error::HeadTooLarge
     );
     let many: String = (0..MAX_HEADERS + 1)
@@ -158,7 +168,7 @@ fn bodies_decode_in_any_split() {
 /// Parses a whole answer and decodes its body, as the router would.
 fn read_answer(wire: &[u8], step: usize) -> Result<Vec<u8>, H1Error> {
     let mut buf = BytesMut::from(wire);
-    let head = parse_response(&mut buf, &Method::GET)?.ok_or(H1Error::Truncated)?;
+    let head = parse_response(&mut buf, &Method::GET, false)?.ok_or(H1Error::Truncated)?;
     decode_in_steps(head.framing, &buf, step)
 }
 

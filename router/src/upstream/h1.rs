@@ -1,9 +1,10 @@
 //! The HTTP/1.1 wire format toward an instance, without any IO: request heads
-//! out, response heads in, and the framing of response bodies (RFC 9112 §6).
+//! and chunked request bodies out, response heads in, and the framing of
+//! response bodies (RFC 9112 §6, §7).
 //!
-//! [`wire`](crate::wire) drives this over a socket for requests without a
-//! body. Everything an instance sends is checked: sizes are bounded, lengths
-//! must agree, chunk sizes must parse, and anything else is an [`H1Error`].
+//! [`exchange`](super::exchange) drives this over a socket. Everything an
+//! instance sends is checked: sizes are bounded, lengths must agree, chunk
+//! sizes must parse, and anything else is an [`H1Error`].
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
@@ -61,6 +62,17 @@ pub fn encode_request(parts: &request::Parts) -> Bytes {
     Bytes::from(out)
 }
 
+/// The line that starts a chunk of `len` bytes in a chunked request body.
+pub fn chunk_head(len: usize) -> Bytes {
+    Bytes::from(format!("{len:x}\r\n"))
+}
+
+/// What ends each chunk's data.
+pub const CHUNK_END: &[u8] = b"\r\n";
+
+/// The last chunk of a chunked request body, without trailers.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
 /// Whether a request may be sent again after a failure that left its fate
 /// unknown (RFC 9110 §9.2.2 lists more; these are the ones sent without a body).
 pub fn is_idempotent(method: &Method) -> bool {
@@ -90,19 +102,25 @@ pub struct ResponseHead {
 
 /// Parses the response head at the front of `buf`, removing it (and any
 /// interim 1xx answers before it). `Ok(None)` means more bytes are needed.
+/// A 101 is the final answer when the request asked for an upgrade
+/// (`upgrade`); the bytes after it then belong to the new protocol.
 pub fn parse_response(
     buf: &mut BytesMut,
     method: &Method,
+    upgrade: bool,
 ) -> Result<Option<ResponseHead>, H1Error> {
     loop {
         let Some(head) = parse_one(buf, method)? else {
             return Ok(None);
         };
+        if head.status == StatusCode::SWITCHING_PROTOCOLS {
+            return match upgrade {
+                true => Ok(Some(head)),
+                false => Err(H1Error::UnaskedUpgrade),
+            };
+        }
         // 100 Continue, 102, 103 Early Hints: interim answers, the real one follows.
         if head.status.is_informational() {
-            if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                return Err(H1Error::UnaskedUpgrade);
-            }
             continue;
         }
         return Ok(Some(head));

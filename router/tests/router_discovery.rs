@@ -3,14 +3,13 @@
 //! finds every live instance again.
 
 mod common;
-use common::router as router_common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use agentfs_contract::naming;
 use agentfs_contract::sidecar::{self, Sidecar};
-use router_common::*;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_come_and_go_with_their_sidecars() {
@@ -164,11 +163,9 @@ async fn hostile_run_dir_content_is_ignored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_its_live_owner_closed_is_dropped_and_its_files_go() {
     let home = Home::new();
-    let config = agentfs_router::Config {
-        reconcile: std::time::Duration::from_millis(50),
-        ..agentfs_router::Config::for_home(&home.dir)
-    };
-    let router = TestRouter::start_with(&home, config);
+    let router = TestRouter::start_with(&home, |config| {
+        config.reconcile = std::time::Duration::from_millis(50);
+    });
     let mut web = Instance::spawn(&home, "web", "a1", 3000);
     router.wait_instances("web", 1).await;
     // Its owner lives on and keeps the lock, but the socket refuses.

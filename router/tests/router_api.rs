@@ -1,12 +1,11 @@
 //! The router's JSON API on `agentfs.localhost` and on its control socket.
 
 mod common;
-use common::router as router_common;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
 use agentfs_router::client;
-use router_common::*;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_list_urls_and_live_counters() {
@@ -29,6 +28,11 @@ async fn routes_list_urls_and_live_counters() {
     assert_eq!(app["url"], format!("http://web.localhost:{port}"));
     let instance = &app["instances"][0];
     assert_eq!(instance["url"], format!("http://a1.web.localhost:{port}"));
+    let urls = [
+        format!("http://a1.web.localhost:{port}"),
+        format!("http://web.localhost:{port}"),
+    ];
+    assert_eq!(instance["urls"], serde_json::json!(urls), "instance first");
     let listener = &instance["listeners"][0];
     assert_eq!(listener["requests"], 3);
     assert_eq!(listener["in_flight"], 0);

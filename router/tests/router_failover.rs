@@ -3,14 +3,13 @@
 //! other instance.
 
 mod common;
-use common::router as router_common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use agentfs_contract::sidecar::Kind;
 
-use router_common::*;
+use common::*;
 
 /// Concurrent keep-alive clients hammering the app name.
 const CLIENTS: usize = 4;
@@ -113,5 +112,73 @@ async fn an_instance_dying_between_headers_and_body_is_retried() {
         answered += 1;
         assert!(answered < 1000, "the dying instance was never asked");
     }
+    router.stop().await;
+}
+
+/// An instance that stopped (SIGSTOP: it accepts, and never answers) costs
+/// at most one request: that one gets a 504 when the time limit runs out,
+/// and stays in flight at the stopped instance, so balancing sends the
+/// rest to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_instance_fails_at_most_one_request_of_twenty() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let home = Home::new();
+    let _a = Instance::spawn(&home, "web", "a1", 3000);
+    let b = Instance::spawn(&home, "web", "b2", 3000);
+    let router = TestRouter::start_with(&home, |config| {
+        config.upstream_timeout = std::time::Duration::from_secs(1);
+    });
+    router.wait_instances("web", 2).await;
+    let mut client = Client::connect(router.port).await;
+    for _ in 0..4 {
+        assert_eq!(client.get("web.localhost", "/").await.unwrap().status, 200);
+    }
+
+    let stopped = Pid::from_raw(b.pid() as i32);
+    kill(stopped, Signal::SIGSTOP).unwrap();
+    let mut failures = Vec::new();
+    for i in 0..20 {
+        // The client's own limit, well past the router's.
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            get(router.port, "web.localhost", "/"),
+        )
+        .await;
+        match answer {
+            Ok(answer) if answer.status == 200 => assert_eq!(answer.json()["instance"], "a1"),
+            Ok(answer) => {
+                assert_eq!(answer.status, 504, "{}", answer.text());
+                assert!(answer.text().contains("b2"), "{}", answer.text());
+                failures.push(i);
+            }
+            Err(_) => failures.push(i),
+        }
+    }
+    kill(stopped, Signal::SIGCONT).unwrap();
+    assert!(failures.len() <= 1, "failed: {failures:?}");
+    router.stop().await;
+}
+
+/// A slow answer gets the time limit, answered with the JSON envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_does_not_start_in_time_is_a_504() {
+    let home = Home::new();
+    let _a = Instance::spawn(&home, "web", "a1", 3000);
+    let router = TestRouter::start_with(&home, |config| {
+        config.upstream_timeout = std::time::Duration::from_millis(300);
+    });
+    router.wait_instances("web", 1).await;
+
+    let mut client = Client::connect(router.port).await;
+    let req = hyper::Request::get("/slow?ms=3000")
+        .header("host", "a1.web.localhost")
+        .header("accept", "application/json")
+        .body(Default::default())
+        .unwrap();
+    let answer = collect(client.send(req).await.unwrap()).await.unwrap();
+    assert_eq!(answer.status, 504, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "UPSTREAM_TIMEOUT");
     router.stop().await;
 }

@@ -2,16 +2,15 @@
 //! downloads, server-sent events, and upgraded (WebSocket) connections.
 
 mod common;
-use common::router as router_common;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use common::*;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use hyper_util::rt::TokioIo;
-use router_common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MIB: usize = 1024 * 1024;

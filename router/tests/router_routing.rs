@@ -2,12 +2,11 @@
 //! instance's listener by port, and the forwarding headers instances see.
 
 mod common;
-use common::router as router_common;
 
 use std::collections::HashSet;
 
 use agentfs_contract::sidecar::Kind;
-use router_common::*;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_the_app_name() {

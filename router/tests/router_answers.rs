@@ -5,13 +5,12 @@
 //! the router stops.
 
 mod common;
-use common::router as router_common;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 
-use router_common::*;
+use common::*;
 
 /// The client's connection still carries requests: the last answer was framed right.
 async fn still_serves(client: &mut Client) {
