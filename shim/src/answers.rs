@@ -1,5 +1,5 @@
 //! Keeping the illusion: what getsockname, getpeername, accept and socket
-//! options report for converted sockets.
+//! options report for converted sockets and wired client connections.
 //!
 //! Whether an fd is ours is read from the fd itself: a Unix socket bound
 //! under the run directory (accepted connections report their listener's
@@ -14,8 +14,15 @@
 //! A process that did not bind the descriptor does not know its family; a
 //! buffer sized for `sockaddr_in` then says AF_INET, anything else gets the
 //! family of the address the sidecar records.
+//!
+//! A wired client connection ([`crate::connect`]) is an unnamed Unix socket
+//! whose peer is a socket in the run directory, and which this process
+//! remembers wiring to that socket: it reports the address the app connected
+//! to as its peer, and a loopback address of the same family with its own
+//! fake port as its own. A Unix socket the app connected by itself is not
+//! remembered, and is left alone.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 
 use libc::{c_int, socklen_t};
@@ -82,18 +89,63 @@ fn view(config: &Config, fd: RawFd) -> Result<View, Pass> {
     })
 }
 
-/// Whether `fd` is a listener or connection of ours.
+/// Whether `fd` is a listener or connection of ours, or a wired client.
 pub fn is_ours(config: &Config, fd: RawFd) -> bool {
-    sys::unix_socket_path(fd).is_some_and(|path| config.owns_path(&path))
+    sys::unix_socket_path(fd).is_some_and(|path| config.owns_path(&path)) || is_wired(config, fd)
+}
+
+/// What the app connected the wired client `fd` to, and the local port it
+/// was given.
+fn wired(config: &Config, fd: RawFd) -> Result<(SocketAddr, u16), Pass> {
+    let peer = sys::unix_peer_path(fd).ok_or(Pass::NotOurs)?;
+    if !config.owns_path(&peer) {
+        return Err(Pass::NotOurs);
+    }
+    TABLE
+        .lock()
+        .wired(fd, &peer)
+        .map(|wired| (wired.connected_to, wired.local_port))
+        .ok_or(Pass::NotOurs)
+}
+
+/// Whether `fd` is a client connection this process wired.
+pub fn is_wired(config: &Config, fd: RawFd) -> bool {
+    wired(config, fd).is_ok()
+}
+
+/// getsockname of a wired client: loopback in the family it connected
+/// with (v4-mapped when it connected to a v4-mapped address).
+fn wired_local(config: &Config, fd: RawFd) -> Result<Answer, Pass> {
+    let (connected_to, port) = wired(config, fd)?;
+    let over_v4 = match connected_to.ip() {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some(),
+    };
+    let local = if over_v4 {
+        Family::V4.loopback(port)
+    } else {
+        Family::V6.loopback(port)
+    };
+    Ok((local, Family::of(&connected_to)))
+}
+
+/// getpeername of a wired client: what it connected to.
+fn wired_peer(config: &Config, fd: RawFd) -> Result<Answer, Pass> {
+    let (connected_to, _) = wired(config, fd)?;
+    Ok((connected_to, Family::of(&connected_to)))
 }
 
 /// An address to report, and the family to report it in.
 pub type Answer = (SocketAddr, Family);
 
 /// getsockname: a listener reports what it asked for; a connection reports
-/// that address with a wildcard replaced by loopback.
+/// that address with a wildcard replaced by loopback; a wired client, a
+/// loopback address with its own port.
 pub fn local_address(config: &Config, fd: RawFd, room: socklen_t) -> Result<Answer, Pass> {
-    let view = view(config, fd)?;
+    let view = match view(config, fd) {
+        Err(Pass::NotOurs) => return wired_local(config, fd),
+        view => view?,
+    };
     let family = view.family(room);
     let listening =
         sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN).unwrap_or(0) != 0;
@@ -105,10 +157,14 @@ pub fn local_address(config: &Config, fd: RawFd, room: socklen_t) -> Result<Answ
     Ok((local, family))
 }
 
-/// getpeername (and recvfrom's address): a loopback peer, with a port
-/// derived from the fd so repeated calls agree.
+/// getpeername (and recvfrom's address): for an accepted connection, a
+/// loopback peer with a port derived from the fd so repeated calls agree;
+/// for a wired client, the address it connected to.
 pub fn peer_address(config: &Config, fd: RawFd, room: socklen_t) -> Result<Answer, Pass> {
-    let family = view(config, fd)?.family(room);
+    let family = match view(config, fd) {
+        Err(Pass::NotOurs) => return wired_peer(config, fd),
+        view => view?.family(room),
+    };
     Ok((family.loopback(fake_peer_port(fd)), family))
 }
 

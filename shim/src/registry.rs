@@ -6,16 +6,14 @@
 //! fd numbers are reused behind our back. Entries are never removed while the
 //! process lives; there are as many as the app has listeners.
 
-use std::cell::UnsafeCell;
 use std::ffi::CString;
 use std::net::SocketAddr;
-use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::c_int;
 
 use crate::sockaddr::Family;
+use crate::spin::SpinLock;
 
 /// One converted listener (or, with `creator_pid == 0`, one learned from a
 /// sidecar because this process only received the socket or its connections).
@@ -72,12 +70,29 @@ struct Accepted {
     family: Family,
 }
 
+/// A client connection this process wired to a socket of its instance
+/// (see [`crate::connect`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wired {
+    /// The socket it is connected to: what getpeername says of it, which
+    /// tells this entry from a stale one for a reused descriptor number.
+    pub socket: Vec<u8>,
+    /// The address the app connected to, with the family of its socket.
+    pub connected_to: SocketAddr,
+    /// The local port the app is told its end has.
+    pub local_port: u16,
+}
+
 /// Where fake ports for `listen(0)` start: the IANA dynamic range.
 const FIRST_FAKE_PORT: u16 = 49152;
+/// The local ports wired clients are told they have: Linux's default
+/// ephemeral range, where a TCP client's port would come from.
+const CLIENT_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
 /// Socket options remembered for fds whose real setsockopt cannot take them.
 const MAX_FAKE_OPTIONS: usize = 4096;
-/// Accepted connections are remembered by descriptor number up to this one
-/// (8 bytes each, grown on demand); above it they get the fallback family.
+/// Accepted and wired connections are remembered by descriptor number up
+/// to this one (grown on demand); above it accepted ones get the fallback
+/// family and wired ones are not answered for.
 const MAX_REMEMBERED_FD: usize = 1 << 16;
 
 pub struct Table {
@@ -87,6 +102,9 @@ pub struct Table {
     /// Indexed by descriptor number: a number is reused only after a close,
     /// and the next accept or bind onto it overwrites its entry.
     accepted: Vec<Option<Accepted>>,
+    /// Wired client connections, indexed by descriptor number like `accepted`.
+    wired: Vec<Option<Wired>>,
+    next_client_port: u16,
 }
 
 impl Table {
@@ -96,6 +114,8 @@ impl Table {
             next_fake_port: FIRST_FAKE_PORT,
             fake_options: Vec::new(),
             accepted: Vec::new(),
+            wired: Vec::new(),
+            next_client_port: *CLIENT_PORTS.start(),
         }
     }
 
@@ -153,6 +173,45 @@ impl Table {
         {
             *slot = None;
         }
+        if let Some(slot) = usize::try_from(fd).ok().and_then(|n| self.wired.get_mut(n)) {
+            *slot = None;
+        }
+    }
+
+    /// Remembers that `fd` is now a wired client connection: what earlier
+    /// binds, accepts and socket options said about its number is forgotten.
+    /// Returns the local port it is told it has.
+    pub fn remember_wired(&mut self, fd: RawFd, socket: Vec<u8>, connected_to: SocketAddr) -> u16 {
+        self.forget_descriptor(fd);
+        self.fake_options.retain(|o| o.0 != fd);
+        let local_port = self.next_client_port;
+        self.next_client_port = if local_port >= *CLIENT_PORTS.end() {
+            *CLIENT_PORTS.start()
+        } else {
+            local_port + 1
+        };
+        let Some(slot) = usize::try_from(fd).ok().filter(|&n| n < MAX_REMEMBERED_FD) else {
+            return local_port;
+        };
+        if self.wired.len() <= slot {
+            self.wired.resize(slot + 1, None);
+        }
+        self.wired[slot] = Some(Wired {
+            socket,
+            connected_to,
+            local_port,
+        });
+        local_port
+    }
+
+    /// What this process wired `fd` to, if it did and `fd` is still
+    /// connected to that socket (`peer`, what getpeername says now).
+    pub fn wired(&self, fd: RawFd, peer: &[u8]) -> Option<&Wired> {
+        let slot = usize::try_from(fd).ok()?;
+        self.wired
+            .get(slot)?
+            .as_ref()
+            .filter(|wired| wired.socket == peer)
     }
 
     /// This process's own listener for `port`, if any.
@@ -205,82 +264,6 @@ impl Table {
     }
 }
 
-/// A minimal spin lock: it must be lockable in `pthread_atfork`'s prepare
-/// handler and unlockable in another function, which std's guards do not allow.
-pub struct SpinLock<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: access to `value` is serialised by `locked`.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-
-pub struct SpinGuard<'a, T>(&'a SpinLock<T>);
-
-impl<T> SpinLock<T> {
-    const fn new(value: T) -> Self {
-        SpinLock {
-            locked: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
-        }
-    }
-
-    pub fn lock(&self) -> SpinGuard<'_, T> {
-        self.raw_lock();
-        SpinGuard(self)
-    }
-
-    /// For the signal handler: never waits, since the holder may be the very
-    /// code the signal interrupted.
-    pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
-        self.locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| SpinGuard(self))
-    }
-
-    fn raw_lock(&self) {
-        let mut spins = 0u32;
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-    }
-
-    fn raw_unlock(&self) {
-        self.locked.store(false, Ordering::Release);
-    }
-}
-
-impl<T> Deref for SpinGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: we hold the lock.
-        unsafe { &*self.0.value.get() }
-    }
-}
-
-impl<T> DerefMut for SpinGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: we hold the lock.
-        unsafe { &mut *self.0.value.get() }
-    }
-}
-
-impl<T> Drop for SpinGuard<'_, T> {
-    fn drop(&mut self) {
-        self.0.raw_unlock();
-    }
-}
-
 pub static TABLE: SpinLock<Table> = SpinLock::new(Table::new());
 
 extern "C" fn before_fork() {
@@ -330,6 +313,37 @@ mod tests {
     }
 
     #[test]
+    fn wired_connections_are_known_by_descriptor_and_peer() {
+        let mut table = Table::new();
+        let to: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        table.remember_option(7, 6, 1, 1);
+        let first = table.remember_wired(7, b"/r/api_x.sock".to_vec(), to);
+        let second = table.remember_wired(8, b"/r/api_x.sock".to_vec(), to);
+        assert_ne!(first, second, "each connection has its own local port");
+        assert!(CLIENT_PORTS.contains(&first));
+        assert_eq!(
+            table.recall_option(7, 6, 1),
+            0,
+            "the old socket's options are gone"
+        );
+        let wired = table.wired(7, b"/r/api_x.sock").unwrap();
+        assert_eq!((wired.connected_to, wired.local_port), (to, first));
+        assert!(
+            table.wired(7, b"/r/web_x.sock").is_none(),
+            "reused for another socket"
+        );
+        assert!(table.wired(9, b"/r/api_x.sock").is_none());
+        table.forget_descriptor(7);
+        assert!(table.wired(7, b"/r/api_x.sock").is_none());
+        table.next_client_port = *CLIENT_PORTS.end();
+        table.remember_wired(7, b"/r/a.sock".to_vec(), to);
+        assert_eq!(
+            table.remember_wired(7, b"/r/a.sock".to_vec(), to),
+            *CLIENT_PORTS.start()
+        );
+    }
+
+    #[test]
     fn accepted_connections_remember_their_listener_and_family() {
         let mut table = Table::new();
         table.remember_accepted(7, 0, Family::V4);
@@ -346,14 +360,5 @@ mod tests {
         table.remember_accepted(MAX_REMEMBERED_FD as RawFd, 0, Family::V4);
         assert_eq!(table.accepted_family(MAX_REMEMBERED_FD as RawFd, 0), None);
         assert!(table.accepted.len() <= MAX_REMEMBERED_FD);
-    }
-
-    #[test]
-    fn try_lock_fails_while_held() {
-        let lock = SpinLock::new(1);
-        let held = lock.lock();
-        assert!(lock.try_lock().is_none());
-        drop(held);
-        assert_eq!(*lock.try_lock().unwrap(), 1);
     }
 }

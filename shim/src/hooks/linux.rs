@@ -74,3 +74,26 @@ hook! {
         unsafe { super::getsockopt(fd, level, name, value, len, real!(getsockopt)) }
     }
 }
+
+hook! {
+    unsafe fn connect(fd: c_int, address: *const sockaddr, len: socklen_t) -> c_int => agentfs_connect {
+        // SAFETY: as above.
+        unsafe { super::connect(fd, address, len, real!(connect)) }
+    }
+}
+
+// epoll instances are noted as they are made, so that a connect can keep a
+// registration made before it cheaply (see crate::epoll).
+hook! {
+    unsafe fn epoll_create(size: c_int) -> c_int => agentfs_epoll_create {
+        // SAFETY: as above.
+        crate::epoll::created(unsafe { real!(epoll_create)(size) })
+    }
+}
+
+hook! {
+    unsafe fn epoll_create1(flags: c_int) -> c_int => agentfs_epoll_create1 {
+        // SAFETY: as above.
+        crate::epoll::created(unsafe { real!(epoll_create1)(flags) })
+    }
+}
