@@ -1,7 +1,8 @@
 //! The agentfs shim: preloaded into an unmodified app, it turns the app's TCP
 //! listening sockets into per-instance Unix domain sockets in the run directory,
-//! with a sidecar JSON beside each (see the `agentfs-contract` crate), and
-//! wires the app's connects to its instance's ports to those sockets.
+//! with a sidecar JSON beside each (see the `agentfs-contract` crate); wires
+//! the app's connects to its instance's ports to those sockets; and resolves
+//! `*.localhost` to loopback.
 //!
 //! Layout:
 //! - [`config`]: reads the `AGENTFS_*` settings once, in the constructor; no settings, no conversion.
@@ -17,6 +18,7 @@
 //! - [`answers`]: keeping the illusion: getsockname, getpeername, accept, socket options.
 //! - [`scope`]: the listeners of this process's instance, by port.
 //! - [`connect`]: connect: wiring a client to its instance's listener.
+//! - [`names`]: `localhost` and `*.localhost` resolve to loopback.
 //! - [`cleanup`]: removing our files at exit and on SIGTERM/SIGINT.
 //! - [`hooks`]: the exported symbols, one thin wrapper each, per platform.
 //!
@@ -38,6 +40,7 @@ mod convert;
 mod epoll;
 mod guard;
 mod hooks;
+mod names;
 mod pass;
 mod registry;
 mod scope;

@@ -87,10 +87,13 @@ pub enum Pass {
     /// connect: every socket that listens for that port refused (its owner
     /// is gone, or, on macOS, its backlog is full).
     Refused,
+    /// getaddrinfo, gethostbyname: not `*.localhost` (or `localhost` itself,
+    /// which the resolver answers as it is).
+    NotLocalhostName,
 }
 
 impl Pass {
-    const COUNT: usize = Pass::Refused as usize + 1;
+    const COUNT: usize = Pass::NotLocalhostName as usize + 1;
 
     pub fn describe(self) -> &'static str {
         match self {
@@ -113,6 +116,7 @@ impl Pass {
             Pass::NotIpSocket => "not an IP socket of the address's family",
             Pass::AlreadyConnected => "the socket is already bound or connected",
             Pass::Refused => "the instance's socket for that port refused",
+            Pass::NotLocalhostName => "not a *.localhost name",
         }
     }
 }
@@ -130,10 +134,12 @@ pub enum Hook {
     Setsockopt,
     Getsockopt,
     Connect,
+    Getaddrinfo,
+    Gethostbyname,
 }
 
 impl Hook {
-    const COUNT: usize = Hook::Connect as usize + 1;
+    const COUNT: usize = Hook::Gethostbyname as usize + 1;
 
     fn name(self) -> &'static str {
         match self {
@@ -147,6 +153,8 @@ impl Hook {
             Hook::Setsockopt => "setsockopt",
             Hook::Getsockopt => "getsockopt",
             Hook::Connect => "connect",
+            Hook::Getaddrinfo => "getaddrinfo",
+            Hook::Gethostbyname => "gethostbyname",
         }
     }
 
@@ -243,6 +251,7 @@ mod tests {
             Pass::NotIpSocket,
             Pass::AlreadyConnected,
             Pass::Refused,
+            Pass::NotLocalhostName,
         ];
         assert_eq!(all.len(), Pass::COUNT);
         let mut texts: Vec<_> = all.iter().map(|p| p.describe()).collect();

@@ -12,6 +12,7 @@
 //! - [`address`]: the calls that report addresses (getsockname, getpeername,
 //!   accept, recvfrom, recvmsg).
 //! - [`connect`]: connect, wired to the instance's sockets.
+//! - [`names`]: getaddrinfo, gethostbyname, gethostbyname2 for `*.localhost`.
 
 use std::os::fd::RawFd;
 
@@ -29,9 +30,11 @@ mod linux;
 mod macos;
 #[cfg(any(target_os = "macos", test))]
 mod macos_env;
+mod names;
 
 pub use address::{accept, getpeername, getsockname, recvfrom, recvmsg};
 pub use connect::connect;
+pub use names::{getaddrinfo, gethostbyname, gethostbyname2};
 
 pub type BindFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
 pub type ListenFn = unsafe extern "C" fn(c_int, c_int) -> c_int;
