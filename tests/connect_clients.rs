@@ -110,6 +110,7 @@ fn blocking_clients_see_their_addresses_and_read_back_tcp_options() {
         }
         assert_eq!(from_c.report["connect"], "0");
         assert_eq!(from_c.report["so_error"], 0);
+        assert_eq!(from_c.report["again"], "EISCONN", "connected, as TCP says");
         assert_eq!(
             from_c.report["peer_family"], from_c.report["family"],
             "addresses come in the socket's own family: {}",
