@@ -11,7 +11,9 @@ use std::os::unix::ffi::OsStrExt;
 use serde_json::json;
 
 use common::bridge::free_port;
-use common::clients::{body, c_client, node, python, run_wrapped, serve, Ran};
+use common::clients::{
+    body, c_client, node, plain_http_server, python, run_plain, run_wrapped, serve, Ran,
+};
 use common::{wait_for, TestHome};
 
 /// The instance `x` with `ports.py` serving one port, and that port.
@@ -116,6 +118,23 @@ fn blocking_clients_see_their_addresses_and_read_back_tcp_options() {
             "addresses come in the socket's own family: {}",
             from_c.report
         );
+    }
+}
+
+#[test]
+fn options_the_client_never_set_read_as_on_a_tcp_connection() {
+    let home = TestHome::new();
+    let (_app, port) = instance_with_app(&home);
+    let plain = plain_http_server("127.0.0.1:0", "plain tcp").to_string();
+    let over_tcp = run_plain(&python("client.py", &["socket", "127.0.0.1", &plain]));
+    let wired = in_x(
+        &home,
+        &python("client.py", &["socket", "127.0.0.1", &port.to_string()]),
+    );
+    assert_eq!(body(&wired), hello(port));
+    for option in ["keepintvl", "keepcnt"] {
+        assert!(over_tcp.report[option].as_u64().is_some_and(|v| v > 0));
+        assert_eq!(wired.report[option], over_tcp.report[option], "{option}");
     }
 }
 

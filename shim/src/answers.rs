@@ -24,6 +24,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use libc::{c_int, socklen_t};
 
@@ -214,6 +215,54 @@ pub fn remember_option(fd: RawFd, level: c_int, name: c_int, value: c_int) {
     TABLE.lock().remember_option(fd, level, name, value);
 }
 
+/// What an option reads on `fd`: what the app set, else what a new TCP socket says.
 pub fn recall_option(fd: RawFd, level: c_int, name: c_int) -> c_int {
-    TABLE.lock().recall_option(fd, level, name)
+    let set = TABLE.lock().recall_option(fd, level, name);
+    set.unwrap_or_else(|| tcp_default(level, name))
+}
+
+/// The TCP options a wired socket carries over from the TCP socket it
+/// replaces, and whose defaults [`tcp_default`] knows.
+#[cfg(target_os = "linux")]
+pub const TCP_OPTIONS: [c_int; 4] = [
+    libc::TCP_NODELAY,
+    libc::TCP_KEEPIDLE,
+    libc::TCP_KEEPINTVL,
+    libc::TCP_KEEPCNT,
+];
+#[cfg(not(target_os = "linux"))]
+pub const TCP_OPTIONS: [c_int; 4] = [
+    libc::TCP_NODELAY,
+    libc::TCP_KEEPALIVE,
+    libc::TCP_KEEPINTVL,
+    libc::TCP_KEEPCNT,
+];
+
+/// Each of [`TCP_OPTIONS`] as a new TCP socket reports it, or -1 until read.
+static TCP_DEFAULTS: [AtomicI32; 4] = [const { AtomicI32::new(-1) }; 4];
+
+/// What option `name` at `level` reads on a new TCP socket: the keepalive
+/// timings are not 0 (the system's settings), everything else is taken as
+/// 0. Read once per process from a TCP socket made for it; threads that
+/// race both read the same values.
+pub fn tcp_default(level: c_int, name: c_int) -> c_int {
+    let Some(index) = TCP_OPTIONS.iter().position(|&n| n == name) else {
+        return 0;
+    };
+    if level != libc::IPPROTO_TCP {
+        return 0;
+    }
+    let known = TCP_DEFAULTS[index].load(Ordering::Relaxed);
+    if known >= 0 {
+        return known;
+    }
+    let Ok(probe) = sys::tcp_socket() else {
+        return 0;
+    };
+    for (slot, name) in TCP_DEFAULTS.iter().zip(TCP_OPTIONS) {
+        let value = sys::getsockopt_int(probe, libc::IPPROTO_TCP, name).unwrap_or(0);
+        slot.store(value.max(0), Ordering::Relaxed);
+    }
+    sys::close(probe);
+    TCP_DEFAULTS[index].load(Ordering::Relaxed)
 }

@@ -149,23 +149,6 @@ const COPIED_OPTIONS: [c_int; 4] = [
     libc::SO_SNDTIMEO,
 ];
 
-/// TCP options whose values (set by the app or TCP's defaults) must read
-/// back the same once the socket is wired.
-#[cfg(target_os = "linux")]
-const REMEMBERED_TCP_OPTIONS: [c_int; 4] = [
-    libc::TCP_NODELAY,
-    libc::TCP_KEEPIDLE,
-    libc::TCP_KEEPINTVL,
-    libc::TCP_KEEPCNT,
-];
-#[cfg(not(target_os = "linux"))]
-const REMEMBERED_TCP_OPTIONS: [c_int; 4] = [
-    libc::TCP_NODELAY,
-    libc::TCP_KEEPALIVE,
-    libc::TCP_KEEPINTVL,
-    libc::TCP_KEEPCNT,
-];
-
 /// Puts the connected Unix socket `unix` at the app's `fd` and remembers
 /// what the app connected to.
 fn place(fd: RawFd, unix: RawFd, socket: &[u8], dest: SocketAddr) -> Outcome {
@@ -173,7 +156,8 @@ fn place(fd: RawFd, unix: RawFd, socket: &[u8], dest: SocketAddr) -> Outcome {
         for name in COPIED_OPTIONS {
             sys::copy_option(fd, unix, libc::SOL_SOCKET, name);
         }
-        let tcp_options = REMEMBERED_TCP_OPTIONS.map(|name| {
+        // TCP options the app set before connect read back the same after.
+        let tcp_options = answers::TCP_OPTIONS.map(|name| {
             let value = sys::getsockopt_int(fd, libc::IPPROTO_TCP, name).unwrap_or(0);
             (name, value)
         });
@@ -192,12 +176,14 @@ fn place(fd: RawFd, unix: RawFd, socket: &[u8], dest: SocketAddr) -> Outcome {
         Ok(options) => options,
         Err(e) => return Outcome::Failed(errno_of(e)),
     };
-    let mut table = TABLE.lock();
-    table.remember_wired(fd, socket.to_vec(), peer_of(dest));
-    for (name, value) in tcp_options.into_iter().filter(|&(_, v)| v != 0) {
-        table.remember_option(fd, libc::IPPROTO_TCP, name, value);
+    TABLE
+        .lock()
+        .remember_wired(fd, socket.to_vec(), peer_of(dest));
+    for (name, value) in tcp_options {
+        if value != answers::tcp_default(libc::IPPROTO_TCP, name) {
+            answers::remember_option(fd, libc::IPPROTO_TCP, name, value);
+        }
     }
-    drop(table);
     log_first_wiring(fd, dest, socket);
     Outcome::Done
 }

@@ -6,6 +6,7 @@
 //! fd numbers are reused behind our back. Entries are never removed while the
 //! process lives; there are as many as the app has listeners.
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -88,22 +89,22 @@ const FIRST_FAKE_PORT: u16 = 49152;
 /// The local ports wired clients are told they have: Linux's default
 /// ephemeral range, where a TCP client's port would come from.
 const CLIENT_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
-/// Socket options remembered for fds whose real setsockopt cannot take them.
-const MAX_FAKE_OPTIONS: usize = 4096;
-/// Accepted and wired connections are remembered by descriptor number up
-/// to this one (grown on demand); above it accepted ones get the fallback
-/// family and wired ones are not answered for.
+/// Accepted connections are remembered by descriptor number up to this one
+/// (8 bytes each, grown on demand); above it they get the fallback family.
 const MAX_REMEMBERED_FD: usize = 1 << 16;
 
 pub struct Table {
     pub listeners: Vec<Listener>,
     next_fake_port: u16,
-    fake_options: Vec<(RawFd, c_int, c_int, c_int)>,
+    /// Socket options our sockets could not take, by descriptor, level and
+    /// name: at most as many as the app set on the descriptors it has, since
+    /// a descriptor number bound or wired anew forgets its old ones.
+    fake_options: BTreeMap<(RawFd, c_int, c_int), c_int>,
     /// Indexed by descriptor number: a number is reused only after a close,
     /// and the next accept or bind onto it overwrites its entry.
     accepted: Vec<Option<Accepted>>,
-    /// Wired client connections, indexed by descriptor number like `accepted`.
-    wired: Vec<Option<Wired>>,
+    /// Wired client connections by descriptor number, overwritten likewise.
+    wired: BTreeMap<RawFd, Wired>,
     next_client_port: u16,
 }
 
@@ -112,9 +113,9 @@ impl Table {
         Table {
             listeners: Vec::new(),
             next_fake_port: FIRST_FAKE_PORT,
-            fake_options: Vec::new(),
+            fake_options: BTreeMap::new(),
             accepted: Vec::new(),
-            wired: Vec::new(),
+            wired: BTreeMap::new(),
             next_client_port: *CLIENT_PORTS.start(),
         }
     }
@@ -173,9 +174,9 @@ impl Table {
         {
             *slot = None;
         }
-        if let Some(slot) = usize::try_from(fd).ok().and_then(|n| self.wired.get_mut(n)) {
-            *slot = None;
-        }
+        self.wired.remove(&fd);
+        self.fake_options
+            .retain(|&(option_fd, _, _), _| option_fd != fd);
     }
 
     /// Remembers that `fd` is now a wired client connection: what earlier
@@ -183,35 +184,27 @@ impl Table {
     /// Returns the local port it is told it has.
     pub fn remember_wired(&mut self, fd: RawFd, socket: Vec<u8>, connected_to: SocketAddr) -> u16 {
         self.forget_descriptor(fd);
-        self.fake_options.retain(|o| o.0 != fd);
         let local_port = self.next_client_port;
         self.next_client_port = if local_port >= *CLIENT_PORTS.end() {
             *CLIENT_PORTS.start()
         } else {
             local_port + 1
         };
-        let Some(slot) = usize::try_from(fd).ok().filter(|&n| n < MAX_REMEMBERED_FD) else {
-            return local_port;
-        };
-        if self.wired.len() <= slot {
-            self.wired.resize(slot + 1, None);
-        }
-        self.wired[slot] = Some(Wired {
-            socket,
-            connected_to,
-            local_port,
-        });
+        self.wired.insert(
+            fd,
+            Wired {
+                socket,
+                connected_to,
+                local_port,
+            },
+        );
         local_port
     }
 
     /// What this process wired `fd` to, if it did and `fd` is still
     /// connected to that socket (`peer`, what getpeername says now).
     pub fn wired(&self, fd: RawFd, peer: &[u8]) -> Option<&Wired> {
-        let slot = usize::try_from(fd).ok()?;
-        self.wired
-            .get(slot)?
-            .as_ref()
-            .filter(|wired| wired.socket == peer)
+        self.wired.get(&fd).filter(|wired| wired.socket == peer)
     }
 
     /// This process's own listener for `port`, if any.
@@ -245,22 +238,12 @@ impl Table {
     }
 
     pub fn remember_option(&mut self, fd: RawFd, level: c_int, name: c_int, value: c_int) {
-        if let Some(slot) = self
-            .fake_options
-            .iter_mut()
-            .find(|o| (o.0, o.1, o.2) == (fd, level, name))
-        {
-            slot.3 = value;
-        } else if self.fake_options.len() < MAX_FAKE_OPTIONS {
-            self.fake_options.push((fd, level, name, value));
-        }
+        self.fake_options.insert((fd, level, name), value);
     }
 
-    pub fn recall_option(&self, fd: RawFd, level: c_int, name: c_int) -> c_int {
-        self.fake_options
-            .iter()
-            .find(|o| (o.0, o.1, o.2) == (fd, level, name))
-            .map_or(0, |o| o.3)
+    /// What the app set for an option on `fd`, if it did.
+    pub fn recall_option(&self, fd: RawFd, level: c_int, name: c_int) -> Option<c_int> {
+        self.fake_options.get(&(fd, level, name)).copied()
     }
 }
 
@@ -307,9 +290,12 @@ mod tests {
         table.remember_option(5, 6, 1, 1);
         table.remember_option(5, 6, 1, 0);
         table.remember_option(6, 6, 1, 1);
-        assert_eq!(table.recall_option(5, 6, 1), 0);
-        assert_eq!(table.recall_option(6, 6, 1), 1);
-        assert_eq!(table.recall_option(7, 6, 1), 0);
+        assert_eq!(table.recall_option(5, 6, 1), Some(0));
+        assert_eq!(table.recall_option(6, 6, 1), Some(1));
+        assert_eq!(table.recall_option(7, 6, 1), None);
+        table.forget_descriptor(5);
+        assert_eq!(table.recall_option(5, 6, 1), None, "bound anew");
+        assert_eq!(table.recall_option(6, 6, 1), Some(1));
     }
 
     #[test]
@@ -323,7 +309,7 @@ mod tests {
         assert!(CLIENT_PORTS.contains(&first));
         assert_eq!(
             table.recall_option(7, 6, 1),
-            0,
+            None,
             "the old socket's options are gone"
         );
         let wired = table.wired(7, b"/r/api_x.sock").unwrap();

@@ -78,6 +78,15 @@ pub fn set_status_flags(fd: RawFd, flags: c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// A new IPv4 TCP socket, close-on-exec.
+pub fn tcp_socket() -> io::Result<RawFd> {
+    // SAFETY: plain socket creation.
+    let fd = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) })?;
+    // SAFETY: fd was just created by us.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(fd)
+}
+
 /// A new AF_UNIX stream socket, close-on-exec.
 pub fn unix_stream_socket() -> io::Result<RawFd> {
     // SAFETY: plain socket creation.
