@@ -22,7 +22,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 targets=(aarch64-apple-darwin x86_64-apple-darwin)
 slices=(arm64 x86_64)
 # Every symbol the shim interposes (shim/src/hooks/macos.rs), as Mach-O names.
-hooked=(_accept '_accept$NOCANCEL' _bind _execve _getpeername _getsockname
+hooked=(_accept '_accept$NOCANCEL' _bind _connect '_connect$NOCANCEL' _execve
+    _getaddrinfo _gethostbyname _gethostbyname2 _getpeername _getsockname
     _getsockopt _listen _posix_spawn _posix_spawnp _recvfrom '_recvfrom$NOCANCEL'
     _recvmsg '_recvmsg$NOCANCEL' _setsockopt)
 export MACOSX_DEPLOYMENT_TARGET=${MACOSX_DEPLOYMENT_TARGET:-11.0}

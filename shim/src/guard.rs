@@ -24,7 +24,9 @@ impl Drop for Guard {
 /// its thread-locals are gone), in which case the caller passes through.
 pub fn enter() -> Option<Guard> {
     INSIDE
-        .try_with(|inside| (!inside.replace(true)).then_some(Guard(())))
+        // `then`, not `then_some`: a guard made for a refused entry would
+        // be dropped at once, and its drop would release the outer entry.
+        .try_with(|inside| (!inside.replace(true)).then(|| Guard(())))
         .ok()
         .flatten()
 }
@@ -35,6 +37,10 @@ mod tests {
     fn nested_entry_is_refused_until_released() {
         let outer = super::enter().expect("first entry");
         assert!(super::enter().is_none());
+        assert!(
+            super::enter().is_none(),
+            "a refused entry keeps the outer one held"
+        );
         drop(outer);
         assert!(super::enter().is_some());
     }

@@ -1,6 +1,8 @@
 //! The agentfs shim: preloaded into an unmodified app, it turns the app's TCP
 //! listening sockets into per-instance Unix domain sockets in the run directory,
-//! with a sidecar JSON beside each (see the `agentfs-contract` crate).
+//! with a sidecar JSON beside each (see the `agentfs-contract` crate); wires
+//! the app's connects to its instance's ports to those sockets; and resolves
+//! `*.localhost` to loopback.
 //!
 //! Layout:
 //! - [`config`]: reads the `AGENTFS_*` settings once, in the constructor; no settings, no conversion.
@@ -8,11 +10,15 @@
 //! - [`pass`]: what a hook did with a call, and the reason for every pass-through.
 //! - [`sockaddr`]: socket addresses across the FFI boundary.
 //! - [`sys`]: the few syscalls the logic needs, as small safe functions.
-//! - [`registry`]: what this process converted, keyed by socket path.
+//! - [`spin`]: the fork-safe lock around the per-process tables.
+//! - [`registry`]: what this process converted and wired.
 //! - [`convert`]: bind: making the Unix socket.
 //! - [`announce`]: its sidecar, written at bind and marked listening by the
 //!   first listen in any process; read back by processes that did not bind it.
 //! - [`answers`]: keeping the illusion: getsockname, getpeername, accept, socket options.
+//! - [`scope`]: the listeners of this process's instance, by port.
+//! - [`connect`]: connect: wiring a client to its instance's listener.
+//! - [`names`]: `localhost` and `*.localhost` resolve to loopback.
 //! - [`cleanup`]: removing our files at exit and on SIGTERM/SIGINT.
 //! - [`hooks`]: the exported symbols, one thin wrapper each, per platform.
 //!
@@ -28,20 +34,25 @@ mod announce;
 mod answers;
 mod cleanup;
 mod config;
+mod connect;
 mod convert;
 #[cfg(target_os = "linux")]
 mod epoll;
 mod guard;
 mod hooks;
+mod names;
 mod pass;
 mod registry;
+mod scope;
 mod sockaddr;
+mod spin;
 mod sys;
 
 #[ctor::ctor]
 fn init() {
     config::init();
     registry::install_fork_handlers();
+    scope::install_fork_handlers();
 }
 
 #[ctor::dtor]

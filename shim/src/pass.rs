@@ -44,9 +44,10 @@ pub enum Pass {
     /// No usable agentfs settings: not run under agentfs, settings that are
     /// invalid, or a call made before the constructor ran.
     Inactive,
-    /// bind: the address is not an AF_INET or AF_INET6 one (or too short to be).
+    /// bind, connect: the address is not an AF_INET or AF_INET6 one (or too short to be).
     NotInet,
-    /// bind: not a stream socket; UDP and raw sockets are not servers we route.
+    /// bind, connect: not a stream socket; UDP and raw sockets are not
+    /// servers we route, nor clients we wire.
     NotStream,
     /// The real call failed; its error stands.
     RealCallFailed,
@@ -68,10 +69,31 @@ pub enum Pass {
     /// A socket option at a level other than IP, IPv6 or TCP: Unix sockets
     /// answer those themselves.
     NotIpLevel,
+    /// connect: the destination is not loopback (127.0.0.0/8, ::1, their
+    /// v4-mapped form) nor unspecified (0.0.0.0, ::, which Linux treats as local).
+    NotLoopback,
+    /// connect: no listener of the caller's instance is on that port; the
+    /// kernel connects (to a server on the host, or refuses as before).
+    NoListener,
+    /// connect: several apps of the instance listen on that port and none is
+    /// the caller's own, so which one is meant is unknown.
+    SeveralApps,
+    /// connect: the descriptor is not an IP socket of the address's family
+    /// (a client that bound first was converted to a listener).
+    NotIpSocket,
+    /// connect: the socket is already bound or connected (a second connect
+    /// on it); the kernel answers as TCP does.
+    AlreadyConnected,
+    /// connect: every socket that listens for that port refused (its owner
+    /// is gone, or, on macOS, its backlog is full).
+    Refused,
+    /// getaddrinfo, gethostbyname: not `*.localhost` (or `localhost` itself,
+    /// which the resolver answers as it is).
+    NotLocalhostName,
 }
 
 impl Pass {
-    const COUNT: usize = Pass::NotIpLevel as usize + 1;
+    const COUNT: usize = Pass::NotLocalhostName as usize + 1;
 
     pub fn describe(self) -> &'static str {
         match self {
@@ -88,6 +110,13 @@ impl Pass {
             Pass::Unknown => "ours, but what it asked for is unknown here",
             Pass::AlreadyListening => "its sidecar already says it listens",
             Pass::NotIpLevel => "not an IP- or TCP-level option",
+            Pass::NotLoopback => "not a loopback destination",
+            Pass::NoListener => "no listener of this instance on that port",
+            Pass::SeveralApps => "several other apps of this instance listen on that port",
+            Pass::NotIpSocket => "not an IP socket of the address's family",
+            Pass::AlreadyConnected => "the socket is already bound or connected",
+            Pass::Refused => "the instance's socket for that port refused",
+            Pass::NotLocalhostName => "not a *.localhost name",
         }
     }
 }
@@ -104,10 +133,13 @@ pub enum Hook {
     Recvmsg,
     Setsockopt,
     Getsockopt,
+    Connect,
+    Getaddrinfo,
+    Gethostbyname,
 }
 
 impl Hook {
-    const COUNT: usize = Hook::Getsockopt as usize + 1;
+    const COUNT: usize = Hook::Gethostbyname as usize + 1;
 
     fn name(self) -> &'static str {
         match self {
@@ -120,6 +152,9 @@ impl Hook {
             Hook::Recvmsg => "recvmsg",
             Hook::Setsockopt => "setsockopt",
             Hook::Getsockopt => "getsockopt",
+            Hook::Connect => "connect",
+            Hook::Getaddrinfo => "getaddrinfo",
+            Hook::Gethostbyname => "gethostbyname",
         }
     }
 
@@ -150,29 +185,40 @@ pub fn note_outcome(hook: Hook, fd: RawFd, outcome: &Outcome) {
         Outcome::Done => {}
         Outcome::Pass(why) => note(hook, fd, why),
         Outcome::Failed(errno) if config::logging() => config::log(format_args!(
-            "{}({fd}) failed: {}",
-            hook.name(),
+            "{} failed: {}",
+            Call(hook, fd),
             std::io::Error::from_raw_os_error(errno)
         )),
         Outcome::Failed(_) => {}
     }
 }
 
+/// The descriptor to log for calls that have none (the resolver's).
+pub const NO_FD: RawFd = -1;
+
+/// `hook(fd)`, or `hook` alone for a call without a descriptor.
+struct Call(Hook, RawFd);
+
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            NO_FD => f.write_str(self.0.name()),
+            fd => write!(f, "{}({fd})", self.0.name()),
+        }
+    }
+}
+
 #[cold]
 fn log_pass(hook: Hook, fd: RawFd, why: Pass) {
+    let call = Call(hook, fd);
     if !hook.is_frequent() {
-        config::log(format_args!(
-            "{}({fd}) passed through: {}",
-            hook.name(),
-            why.describe()
-        ));
+        config::log(format_args!("{call} passed through: {}", why.describe()));
         return;
     }
     let bit = 1 << why as u32;
     if LOGGED[hook as usize].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
         config::log(format_args!(
-            "{}({fd}) passed through: {} (further {} calls passed through for this reason are not logged)",
-            hook.name(),
+            "{call} passed through: {} (further {} calls passed through for this reason are not logged)",
             why.describe(),
             hook.name()
         ));
@@ -199,6 +245,13 @@ mod tests {
             Pass::Unknown,
             Pass::AlreadyListening,
             Pass::NotIpLevel,
+            Pass::NotLoopback,
+            Pass::NoListener,
+            Pass::SeveralApps,
+            Pass::NotIpSocket,
+            Pass::AlreadyConnected,
+            Pass::Refused,
+            Pass::NotLocalhostName,
         ];
         assert_eq!(all.len(), Pass::COUNT);
         let mut texts: Vec<_> = all.iter().map(|p| p.describe()).collect();

@@ -6,16 +6,15 @@
 //! fd numbers are reused behind our back. Entries are never removed while the
 //! process lives; there are as many as the app has listeners.
 
-use std::cell::UnsafeCell;
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::net::SocketAddr;
-use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::c_int;
 
 use crate::sockaddr::Family;
+use crate::spin::SpinLock;
 
 /// One converted listener (or, with `creator_pid == 0`, one learned from a
 /// sidecar because this process only received the socket or its connections).
@@ -72,10 +71,24 @@ struct Accepted {
     family: Family,
 }
 
+/// A client connection this process wired to a socket of its instance
+/// (see [`crate::connect`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wired {
+    /// The socket it is connected to: what getpeername says of it, which
+    /// tells this entry from a stale one for a reused descriptor number.
+    pub socket: Vec<u8>,
+    /// The address the app connected to, with the family of its socket.
+    pub connected_to: SocketAddr,
+    /// The local port the app is told its end has.
+    pub local_port: u16,
+}
+
 /// Where fake ports for `listen(0)` start: the IANA dynamic range.
 const FIRST_FAKE_PORT: u16 = 49152;
-/// Socket options remembered for fds whose real setsockopt cannot take them.
-const MAX_FAKE_OPTIONS: usize = 4096;
+/// The local ports wired clients are told they have: Linux's default
+/// ephemeral range, where a TCP client's port would come from.
+const CLIENT_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
 /// Accepted connections are remembered by descriptor number up to this one
 /// (8 bytes each, grown on demand); above it they get the fallback family.
 const MAX_REMEMBERED_FD: usize = 1 << 16;
@@ -83,10 +96,16 @@ const MAX_REMEMBERED_FD: usize = 1 << 16;
 pub struct Table {
     pub listeners: Vec<Listener>,
     next_fake_port: u16,
-    fake_options: Vec<(RawFd, c_int, c_int, c_int)>,
+    /// Socket options our sockets could not take, by descriptor, level and
+    /// name: at most as many as the app set on the descriptors it has, since
+    /// a descriptor number bound or wired anew forgets its old ones.
+    fake_options: BTreeMap<(RawFd, c_int, c_int), c_int>,
     /// Indexed by descriptor number: a number is reused only after a close,
     /// and the next accept or bind onto it overwrites its entry.
     accepted: Vec<Option<Accepted>>,
+    /// Wired client connections by descriptor number, overwritten likewise.
+    wired: BTreeMap<RawFd, Wired>,
+    next_client_port: u16,
 }
 
 impl Table {
@@ -94,8 +113,10 @@ impl Table {
         Table {
             listeners: Vec::new(),
             next_fake_port: FIRST_FAKE_PORT,
-            fake_options: Vec::new(),
+            fake_options: BTreeMap::new(),
             accepted: Vec::new(),
+            wired: BTreeMap::new(),
+            next_client_port: *CLIENT_PORTS.start(),
         }
     }
 
@@ -153,6 +174,37 @@ impl Table {
         {
             *slot = None;
         }
+        self.wired.remove(&fd);
+        self.fake_options
+            .retain(|&(option_fd, _, _), _| option_fd != fd);
+    }
+
+    /// Remembers that `fd` is now a wired client connection: what earlier
+    /// binds, accepts and socket options said about its number is forgotten.
+    /// Returns the local port it is told it has.
+    pub fn remember_wired(&mut self, fd: RawFd, socket: Vec<u8>, connected_to: SocketAddr) -> u16 {
+        self.forget_descriptor(fd);
+        let local_port = self.next_client_port;
+        self.next_client_port = if local_port >= *CLIENT_PORTS.end() {
+            *CLIENT_PORTS.start()
+        } else {
+            local_port + 1
+        };
+        self.wired.insert(
+            fd,
+            Wired {
+                socket,
+                connected_to,
+                local_port,
+            },
+        );
+        local_port
+    }
+
+    /// What this process wired `fd` to, if it did and `fd` is still
+    /// connected to that socket (`peer`, what getpeername says now).
+    pub fn wired(&self, fd: RawFd, peer: &[u8]) -> Option<&Wired> {
+        self.wired.get(&fd).filter(|wired| wired.socket == peer)
     }
 
     /// This process's own listener for `port`, if any.
@@ -186,98 +238,12 @@ impl Table {
     }
 
     pub fn remember_option(&mut self, fd: RawFd, level: c_int, name: c_int, value: c_int) {
-        if let Some(slot) = self
-            .fake_options
-            .iter_mut()
-            .find(|o| (o.0, o.1, o.2) == (fd, level, name))
-        {
-            slot.3 = value;
-        } else if self.fake_options.len() < MAX_FAKE_OPTIONS {
-            self.fake_options.push((fd, level, name, value));
-        }
+        self.fake_options.insert((fd, level, name), value);
     }
 
-    pub fn recall_option(&self, fd: RawFd, level: c_int, name: c_int) -> c_int {
-        self.fake_options
-            .iter()
-            .find(|o| (o.0, o.1, o.2) == (fd, level, name))
-            .map_or(0, |o| o.3)
-    }
-}
-
-/// A minimal spin lock: it must be lockable in `pthread_atfork`'s prepare
-/// handler and unlockable in another function, which std's guards do not allow.
-pub struct SpinLock<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: access to `value` is serialised by `locked`.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-
-pub struct SpinGuard<'a, T>(&'a SpinLock<T>);
-
-impl<T> SpinLock<T> {
-    const fn new(value: T) -> Self {
-        SpinLock {
-            locked: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
-        }
-    }
-
-    pub fn lock(&self) -> SpinGuard<'_, T> {
-        self.raw_lock();
-        SpinGuard(self)
-    }
-
-    /// For the signal handler: never waits, since the holder may be the very
-    /// code the signal interrupted.
-    pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
-        self.locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| SpinGuard(self))
-    }
-
-    fn raw_lock(&self) {
-        let mut spins = 0u32;
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-    }
-
-    fn raw_unlock(&self) {
-        self.locked.store(false, Ordering::Release);
-    }
-}
-
-impl<T> Deref for SpinGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: we hold the lock.
-        unsafe { &*self.0.value.get() }
-    }
-}
-
-impl<T> DerefMut for SpinGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: we hold the lock.
-        unsafe { &mut *self.0.value.get() }
-    }
-}
-
-impl<T> Drop for SpinGuard<'_, T> {
-    fn drop(&mut self) {
-        self.0.raw_unlock();
+    /// What the app set for an option on `fd`, if it did.
+    pub fn recall_option(&self, fd: RawFd, level: c_int, name: c_int) -> Option<c_int> {
+        self.fake_options.get(&(fd, level, name)).copied()
     }
 }
 
@@ -324,9 +290,43 @@ mod tests {
         table.remember_option(5, 6, 1, 1);
         table.remember_option(5, 6, 1, 0);
         table.remember_option(6, 6, 1, 1);
-        assert_eq!(table.recall_option(5, 6, 1), 0);
-        assert_eq!(table.recall_option(6, 6, 1), 1);
-        assert_eq!(table.recall_option(7, 6, 1), 0);
+        assert_eq!(table.recall_option(5, 6, 1), Some(0));
+        assert_eq!(table.recall_option(6, 6, 1), Some(1));
+        assert_eq!(table.recall_option(7, 6, 1), None);
+        table.forget_descriptor(5);
+        assert_eq!(table.recall_option(5, 6, 1), None, "bound anew");
+        assert_eq!(table.recall_option(6, 6, 1), Some(1));
+    }
+
+    #[test]
+    fn wired_connections_are_known_by_descriptor_and_peer() {
+        let mut table = Table::new();
+        let to: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        table.remember_option(7, 6, 1, 1);
+        let first = table.remember_wired(7, b"/r/api_x.sock".to_vec(), to);
+        let second = table.remember_wired(8, b"/r/api_x.sock".to_vec(), to);
+        assert_ne!(first, second, "each connection has its own local port");
+        assert!(CLIENT_PORTS.contains(&first));
+        assert_eq!(
+            table.recall_option(7, 6, 1),
+            None,
+            "the old socket's options are gone"
+        );
+        let wired = table.wired(7, b"/r/api_x.sock").unwrap();
+        assert_eq!((wired.connected_to, wired.local_port), (to, first));
+        assert!(
+            table.wired(7, b"/r/web_x.sock").is_none(),
+            "reused for another socket"
+        );
+        assert!(table.wired(9, b"/r/api_x.sock").is_none());
+        table.forget_descriptor(7);
+        assert!(table.wired(7, b"/r/api_x.sock").is_none());
+        table.next_client_port = *CLIENT_PORTS.end();
+        table.remember_wired(7, b"/r/a.sock".to_vec(), to);
+        assert_eq!(
+            table.remember_wired(7, b"/r/a.sock".to_vec(), to),
+            *CLIENT_PORTS.start()
+        );
     }
 
     #[test]
@@ -346,14 +346,5 @@ mod tests {
         table.remember_accepted(MAX_REMEMBERED_FD as RawFd, 0, Family::V4);
         assert_eq!(table.accepted_family(MAX_REMEMBERED_FD as RawFd, 0), None);
         assert!(table.accepted.len() <= MAX_REMEMBERED_FD);
-    }
-
-    #[test]
-    fn try_lock_fails_while_held() {
-        let lock = SpinLock::new(1);
-        let held = lock.lock();
-        assert!(lock.try_lock().is_none());
-        drop(held);
-        assert_eq!(*lock.try_lock().unwrap(), 1);
     }
 }

@@ -78,6 +78,15 @@ pub fn set_status_flags(fd: RawFd, flags: c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// A new IPv4 TCP socket, close-on-exec.
+pub fn tcp_socket() -> io::Result<RawFd> {
+    // SAFETY: plain socket creation.
+    let fd = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) })?;
+    // SAFETY: fd was just created by us.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(fd)
+}
+
 /// A new AF_UNIX stream socket, close-on-exec.
 pub fn unix_stream_socket() -> io::Result<RawFd> {
     // SAFETY: plain socket creation.
@@ -88,6 +97,81 @@ pub fn unix_stream_socket() -> io::Result<RawFd> {
         return Err(io::Error::last_os_error());
     }
     Ok(fd)
+}
+
+/// A new AF_UNIX stream socket, close-on-exec and non-blocking.
+pub fn unix_stream_socket_nonblocking() -> io::Result<RawFd> {
+    #[cfg(target_os = "linux")]
+    {
+        let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: plain socket creation.
+        check(unsafe { libc::socket(libc::AF_UNIX, kind, 0) })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let fd = unix_stream_socket()?;
+        if let Err(e) = set_nonblocking(fd, true) {
+            close(fd);
+            return Err(e);
+        }
+        Ok(fd)
+    }
+}
+
+pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
+    let flags = status_flags(fd)?;
+    let wanted = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted != flags {
+        set_status_flags(fd, wanted)?;
+    }
+    Ok(())
+}
+
+/// Connects `fd` to the Unix socket at `path`.
+pub fn connect_unix(fd: RawFd, path: &[u8]) -> io::Result<()> {
+    let (addr, len) =
+        sockaddr::unix(path).ok_or_else(|| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
+    // SAFETY: addr is a valid sockaddr_un of length len.
+    check(unsafe { libc::connect(fd, (&raw const addr).cast(), len) })?;
+    Ok(())
+}
+
+/// Sets how long a blocking send (and a blocking Unix connect) may wait.
+pub fn set_send_timeout(fd: RawFd, timeout: std::time::Duration) -> io::Result<()> {
+    let value = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: value lives across the call and its size is given.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&raw const value).cast::<c_void>(),
+            mem::size_of::<libc::timeval>() as socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// Copies a socket option of up to 32 bytes (an int, a `linger`, a
+/// `timeval`) from `from` to `to`, unless it is all zeros, which every
+/// option copied this way is on a new socket.
+pub fn copy_option(from: RawFd, to: RawFd, level: c_int, name: c_int) {
+    let mut value = [0u8; 32];
+    let mut len = value.len() as socklen_t;
+    // SAFETY: value and len are valid for writes of the sizes given.
+    let ret = unsafe { libc::getsockopt(from, level, name, value.as_mut_ptr().cast(), &mut len) };
+    let len = (len as usize).min(value.len());
+    if ret == 0 && value[..len].iter().any(|&b| b != 0) {
+        // SAFETY: value holds len initialised bytes.
+        unsafe { libc::setsockopt(to, level, name, value.as_ptr().cast(), len as socklen_t) };
+    }
 }
 
 pub fn bind_unix(fd: RawFd, path: &[u8]) -> io::Result<()> {
@@ -136,6 +220,19 @@ pub fn local_address(fd: RawFd) -> Option<(Storage, socklen_t)> {
 /// The path a Unix socket is bound to, if `fd` is one.
 pub fn unix_socket_path(fd: RawFd) -> Option<Vec<u8>> {
     let (storage, len) = local_address(fd)?;
+    storage.unix_path(len).map(<[u8]>::to_vec)
+}
+
+/// The path of the socket a connected Unix socket's peer is bound to (for
+/// a client, its listener's), if `fd` is one.
+pub fn unix_peer_path(fd: RawFd) -> Option<Vec<u8>> {
+    let mut storage = Storage::zeroed();
+    let mut len = Storage::capacity();
+    // SAFETY: storage is valid for len bytes.
+    let ret = unsafe { libc::getpeername(fd, storage.as_mut_ptr(), &mut len) };
+    if ret != 0 {
+        return None;
+    }
     storage.unix_path(len).map(<[u8]>::to_vec)
 }
 

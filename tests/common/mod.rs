@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bridge;
+pub mod clients;
 pub mod fixtures;
 pub mod other_user;
 pub mod router;

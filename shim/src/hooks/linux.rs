@@ -2,7 +2,9 @@
 //! up the real ones with `dlsym(RTLD_NEXT)`. Each is one call into the shared
 //! entry points of [`super`].
 
-use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{
+    addrinfo, c_char, c_int, c_void, hostent, msghdr, size_t, sockaddr, socklen_t, ssize_t,
+};
 use redhook::{hook, real};
 
 hook! {
@@ -72,5 +74,49 @@ hook! {
     unsafe fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int => agentfs_getsockopt {
         // SAFETY: as above.
         unsafe { super::getsockopt(fd, level, name, value, len, real!(getsockopt)) }
+    }
+}
+
+hook! {
+    unsafe fn connect(fd: c_int, address: *const sockaddr, len: socklen_t) -> c_int => agentfs_connect {
+        // SAFETY: as above.
+        unsafe { super::connect(fd, address, len, real!(connect)) }
+    }
+}
+
+hook! {
+    unsafe fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int => agentfs_getaddrinfo {
+        // SAFETY: as above.
+        unsafe { super::getaddrinfo(node, service, hints, res, real!(getaddrinfo)) }
+    }
+}
+
+hook! {
+    unsafe fn gethostbyname(name: *const c_char) -> *mut hostent => agentfs_gethostbyname {
+        // SAFETY: as above.
+        unsafe { super::gethostbyname(name, real!(gethostbyname)) }
+    }
+}
+
+hook! {
+    unsafe fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent => agentfs_gethostbyname2 {
+        // SAFETY: as above.
+        unsafe { super::gethostbyname2(name, family, real!(gethostbyname2)) }
+    }
+}
+
+// epoll instances are noted as they are made, so that a connect can keep a
+// registration made before it cheaply (see crate::epoll).
+hook! {
+    unsafe fn epoll_create(size: c_int) -> c_int => agentfs_epoll_create {
+        // SAFETY: as above.
+        crate::epoll::created(unsafe { real!(epoll_create)(size) })
+    }
+}
+
+hook! {
+    unsafe fn epoll_create1(flags: c_int) -> c_int => agentfs_epoll_create1 {
+        // SAFETY: as above.
+        crate::epoll::created(unsafe { real!(epoll_create1)(flags) })
     }
 }

@@ -16,6 +16,11 @@
 //! What is hooked, and what is not, and why:
 //! - bind, listen, getsockname, getpeername, setsockopt, getsockopt: as on Linux.
 //!   None of them has a `$NOCANCEL` variant (they are not cancellation points).
+//! - connect and `connect$NOCANCEL`: connect is a cancellation point, and
+//!   libuv calls the second. A full backlog refuses a Unix connect on macOS,
+//!   and the refusal passes through to the kernel (see [`crate::connect`]).
+//! - getaddrinfo, gethostbyname, gethostbyname2: `*.localhost` resolves as
+//!   `localhost` ([`crate::names`]); the system resolver does not do it.
 //! - accept and `accept$NOCANCEL`: libSystem exports both, and libuv (Node)
 //!   calls the second. There is no accept4 on macOS: accepted sockets get
 //!   O_NONBLOCK through fcntl or ioctl(FIONBIO), which work on Unix sockets
@@ -34,8 +39,9 @@
 //!   option that AF_UNIX sockets support on macOS; setsockopt and getsockopt
 //!   pass SOL_SOCKET through, so it reaches the kernel and works as on TCP.
 
-use libc::{c_char, c_int, c_void, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
-use libc::{msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use libc::ssize_t;
+use libc::{addrinfo, c_char, c_int, c_void, hostent, pid_t};
+use libc::{msghdr, posix_spawn_file_actions_t, posix_spawnattr_t, size_t, sockaddr, socklen_t};
 
 use agentfs_contract::env;
 
@@ -92,6 +98,18 @@ mod nocancel {
         ) -> ssize_t;
         #[link_name = "recvmsg$NOCANCEL"]
         pub fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t;
+        #[link_name = "connect$NOCANCEL"]
+        pub fn connect(fd: c_int, address: *const sockaddr, len: socklen_t) -> c_int;
+    }
+}
+
+/// libSystem's resolver calls the libc crate does not declare.
+mod resolver {
+    use libc::{c_char, c_int, hostent};
+
+    extern "C" {
+        pub fn gethostbyname(name: *const c_char) -> *mut hostent;
+        pub fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent;
     }
 }
 
@@ -173,6 +191,36 @@ interpose! {
     recvmsg_nocancel: nocancel::recvmsg => unsafe fn(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
         // SAFETY: as above.
         unsafe { crate::hooks::recvmsg(fd, msg, flags, nocancel::recvmsg) }
+    }
+
+    connect: libc::connect => unsafe fn(fd: c_int, address: *const sockaddr, len: socklen_t) -> c_int {
+        // SAFETY: as above.
+        unsafe { crate::hooks::connect(fd, address, len, libc::connect) }
+    }
+
+    connect_nocancel: nocancel::connect => unsafe fn(fd: c_int, address: *const sockaddr, len: socklen_t) -> c_int {
+        // SAFETY: as above.
+        unsafe { crate::hooks::connect(fd, address, len, nocancel::connect) }
+    }
+
+    getaddrinfo: libc::getaddrinfo => unsafe fn(
+        node: *const c_char,
+        service: *const c_char,
+        hints: *const addrinfo,
+        res: *mut *mut addrinfo,
+    ) -> c_int {
+        // SAFETY: as above.
+        unsafe { crate::hooks::getaddrinfo(node, service, hints, res, libc::getaddrinfo) }
+    }
+
+    gethostbyname: resolver::gethostbyname => unsafe fn(name: *const c_char) -> *mut hostent {
+        // SAFETY: as above.
+        unsafe { crate::hooks::gethostbyname(name, resolver::gethostbyname) }
+    }
+
+    gethostbyname2: resolver::gethostbyname2 => unsafe fn(name: *const c_char, family: c_int) -> *mut hostent {
+        // SAFETY: as above.
+        unsafe { crate::hooks::gethostbyname2(name, family, resolver::gethostbyname2) }
     }
 
     setsockopt: libc::setsockopt => unsafe fn(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int {

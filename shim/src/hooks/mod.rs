@@ -11,6 +11,8 @@
 //! - this file: bind, listen and socket options.
 //! - [`address`]: the calls that report addresses (getsockname, getpeername,
 //!   accept, recvfrom, recvmsg).
+//! - [`connect`]: connect, wired to the instance's sockets.
+//! - [`names`]: getaddrinfo, gethostbyname, gethostbyname2 for `*.localhost`.
 
 use std::os::fd::RawFd;
 
@@ -21,14 +23,18 @@ use crate::pass::{self, Hook, Outcome, Pass};
 use crate::{announce, answers, config, convert, guard, sockaddr as addr, sys};
 
 mod address;
+mod connect;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod linux;
 #[cfg(target_os = "macos")]
 mod macos;
 #[cfg(any(target_os = "macos", test))]
 mod macos_env;
+mod names;
 
 pub use address::{accept, getpeername, getsockname, recvfrom, recvmsg};
+pub use connect::connect;
+pub use names::{getaddrinfo, gethostbyname, gethostbyname2};
 
 pub type BindFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
 pub type ListenFn = unsafe extern "C" fn(c_int, c_int) -> c_int;
@@ -41,6 +47,21 @@ fn enter() -> Result<(guard::Guard, &'static Config), Pass> {
     let guard = guard::enter().ok_or(Pass::Reentered)?;
     let config = config::active().ok_or(Pass::Inactive)?;
     Ok((guard, config))
+}
+
+/// What a call that either acts or passes through returns for `outcome`
+/// (logged first): 0 when done, -1 with errno when failed, else what
+/// `real` returns.
+fn returned(hook: Hook, fd: c_int, outcome: Outcome, real: impl FnOnce() -> c_int) -> c_int {
+    pass::note_outcome(hook, fd, &outcome);
+    match outcome {
+        Outcome::Done => 0,
+        Outcome::Failed(errno) => {
+            sys::set_errno(errno);
+            -1
+        }
+        Outcome::Pass(_) => real(),
+    }
 }
 
 /// bind: IP stream sockets become Unix sockets in the run directory.
@@ -57,16 +78,10 @@ pub unsafe fn bind(fd: c_int, address: *const sockaddr, len: socklen_t, real: Bi
             None => Outcome::Pass(Pass::NotInet),
         },
     };
-    pass::note_outcome(Hook::Bind, fd, &outcome);
-    match outcome {
-        Outcome::Done => 0,
-        Outcome::Failed(errno) => {
-            sys::set_errno(errno);
-            -1
-        }
-        // SAFETY: the app's own arguments, unchanged.
-        Outcome::Pass(_) => unsafe { real(fd, address, len) },
-    }
+    // SAFETY: the app's own arguments, unchanged.
+    returned(Hook::Bind, fd, outcome, || unsafe {
+        real(fd, address, len)
+    })
 }
 
 /// listen: the first listen on a converted socket, in any process, marks
