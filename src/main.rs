@@ -6,7 +6,9 @@
 
 use clap::{Parser, Subcommand};
 
-use agentfs_launcher::{bridge, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, wrap};
+use agentfs_launcher::{
+    bridge, logs, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, wrap,
+};
 
 /// The shim library built by build.rs for this target, carried inside the binary.
 static SHIM: EmbeddedShim = EmbeddedShim {
@@ -41,6 +43,8 @@ enum Command {
     Route(route::RouteArgs),
     /// Route APP.localhost to the running instances (background unless --foreground).
     Router(router_cmd::RouterArgs),
+    /// Print what an instance's app wrote to stdout and stderr (-f to follow it).
+    Logs(logs::LogsArgs),
     // New subcommands: one variant here and one arm in `main` below.
 }
 
@@ -56,6 +60,7 @@ fn main() {
         Command::Ps(args) => ps::run(args),
         Command::Route(args) => route::run(args),
         Command::Router(args) => router_cmd::run(args),
+        Command::Logs(args) => logs::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

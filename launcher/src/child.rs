@@ -3,8 +3,9 @@
 //! The one way an app is started: with its instance's variables, in a
 //! process group of its own unless a terminal is ours to share (then it
 //! reads the keyboard and gets Ctrl-C from the terminal itself), with its
-//! listeners announced as they appear, and supervised until its process
-//! tree is gone ([`supervise`](crate::supervise)).
+//! listeners announced as they appear, its output passed on and kept in
+//! the instance's log ([`app_output`](crate::app_output)), and supervised
+//! until its process tree is gone ([`supervise`](crate::supervise)).
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
@@ -12,6 +13,7 @@ use std::io::IsTerminal;
 use anyhow::Result;
 
 use crate::announce::Announcer;
+use crate::app_output::{Capture, Copying};
 use crate::instance::Instance;
 use crate::supervise;
 
@@ -20,6 +22,7 @@ pub struct App {
     child: tokio::process::Child,
     interactive: bool,
     announcer: Announcer,
+    output: Option<Copying>,
 }
 
 impl App {
@@ -38,12 +41,17 @@ impl App {
         }
         // Watching starts before the child does, so no listener is missed.
         let announcer = Announcer::start(instance, router_port)?;
+        let capture = Capture::attach(&mut command, &instance.home, &instance.name());
         let program = command.as_std().get_program().to_owned();
-        Ok(match command.spawn() {
+        let spawned = command.spawn();
+        // Our copies of the app's ends of its output streams close here.
+        drop(command);
+        Ok(match spawned {
             Ok(child) => Ok(App {
                 child,
                 interactive,
                 announcer,
+                output: capture.map(Capture::start),
             }),
             Err(err) => Err(spawn_failure(&program, &err)),
         })
@@ -56,7 +64,11 @@ impl App {
     /// Waits for the app (and, when it leads its own group, the rest of
     /// the group), forwarding signals; returns the code to exit with.
     pub async fn wait(self) -> Result<i32> {
-        supervise::until_exit(self.child, self.interactive, self.announcer).await
+        let code = supervise::until_exit(self.child, self.interactive, self.announcer).await;
+        if let Some(output) = self.output {
+            output.finish().await;
+        }
+        code
     }
 }
 

@@ -13,6 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use agentfs_contract::{env, layout, liveness, naming, rundir};
 
+use crate::names::InstanceName;
+
 /// What a wrapped or bridged app runs as.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -42,6 +44,11 @@ impl Instance {
             id,
             socket,
         })
+    }
+
+    /// App and instance, as `logs`, `stop` and `url` name them.
+    pub fn name(&self) -> InstanceName {
+        InstanceName::new(&self.app, &self.id)
     }
 
     /// The `AGENTFS_*` variables a process of this instance gets.

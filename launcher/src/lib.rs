@@ -20,10 +20,14 @@
 #![forbid(unsafe_code)]
 
 mod announce;
+mod app_log;
+mod app_output;
 pub mod bridge;
 mod child;
 pub mod injectable;
 mod instance;
+pub mod logs;
+mod names;
 pub mod ps;
 pub mod route;
 pub mod router_cmd;
