@@ -7,7 +7,7 @@
 use clap::{Parser, Subcommand};
 
 use agentfs_launcher::{
-    bridge, logs, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, wrap,
+    bridge, logs, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, stop, url, wrap,
 };
 
 /// The shim library built by build.rs for this target, carried inside the binary.
@@ -45,6 +45,10 @@ enum Command {
     Router(router_cmd::RouterArgs),
     /// Print what an instance's app wrote to stdout and stderr (-f to follow it).
     Logs(logs::LogsArgs),
+    /// Stop an instance as Ctrl-C on its wrap would: SIGTERM, then SIGKILL.
+    Stop(stop::StopArgs),
+    /// Print an instance's URL.
+    Url(url::UrlArgs),
     // New subcommands: one variant here and one arm in `main` below.
 }
 
@@ -61,6 +65,8 @@ fn main() {
         Command::Route(args) => route::run(args),
         Command::Router(args) => router_cmd::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Stop(args) => stop::run(args),
+        Command::Url(args) => url::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

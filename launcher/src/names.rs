@@ -8,13 +8,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 use agentfs_contract::layout::{self, LayoutError};
 use agentfs_contract::naming;
-use agentfs_contract::rundir::{self, Scan, State};
+use agentfs_contract::rundir::{self, Entry, Scan, State};
 
 /// The NAME argument of `logs`, `stop` and `url`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +23,33 @@ pub struct NameArg {
     /// app name that has only one instance.
     #[arg(value_name = "NAME")]
     pub name: String,
+}
+
+impl NameArg {
+    /// The running instance NAME means, read from `AGENTFS_HOME`.
+    pub fn running(&self) -> Result<Running> {
+        let home = layout::home_from_env()?;
+        let scan = scan(&home)?;
+        let name = resolve(&self.name, &running(&scan))?;
+        Ok(Running { home, scan, name })
+    }
+}
+
+/// A running instance, as [`NameArg::running`] found it.
+#[derive(Debug)]
+pub struct Running {
+    pub home: PathBuf,
+    pub scan: Scan,
+    pub name: InstanceName,
+}
+
+impl Running {
+    /// Its entries whose owner still runs, its first listener first.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.scan
+            .of_instance(&self.name.app, &self.name.instance)
+            .filter(|e| e.state != State::Stale)
+    }
 }
 
 /// One instance of one app.

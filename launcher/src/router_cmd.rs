@@ -101,6 +101,20 @@ pub(crate) fn running(home: &Path) -> Option<RouterInfo> {
     })
 }
 
+/// The port a router of this `AGENTFS_HOME` runs or would run on, when it
+/// cannot be asked: `AGENTFS_ROUTER_PORT`, else the default.
+pub(crate) fn configured_port() -> u16 {
+    std::env::var(env::ROUTER_PORT)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(DEFAULT_ROUTER_PORT)
+}
+
+/// The port URLs are printed with: the running router's, else [`configured_port`].
+pub(crate) fn url_port(home: &Path) -> u16 {
+    running(home).map_or_else(configured_port, |info| info.port)
+}
+
 /// Returns the router of `home`, starting one in the background if none runs:
 /// `agentfs router --foreground` re-executed in its own session, logging to
 /// `router.log`, waited for until its control socket answers.
