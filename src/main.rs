@@ -4,10 +4,11 @@
 //! the `agentfs-launcher` crate with a `run()`.
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use agentfs_launcher::{
-    bridge, logs, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, stop, url, wrap,
+    bridge, completions, logs, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, stop, url,
+    wrap,
 };
 
 /// The shim library built by build.rs for this target, carried inside the binary.
@@ -49,6 +50,11 @@ enum Command {
     Stop(stop::StopArgs),
     /// Print an instance's URL.
     Url(url::UrlArgs),
+    /// Print a completion script for bash, zsh or fish (instance names included).
+    Completions(completions::CompletionsArgs),
+    /// The NAMEs the completion scripts offer (used by them).
+    #[command(hide = true)]
+    CompleteNames(completions::CompleteNamesArgs),
     // New subcommands: one variant here and one arm in `main` below.
 }
 
@@ -67,6 +73,8 @@ fn main() {
         Command::Logs(args) => logs::run(args),
         Command::Stop(args) => stop::run(args),
         Command::Url(args) => url::run(args),
+        Command::Completions(args) => completions::run(args, Cli::command()),
+        Command::CompleteNames(args) => completions::names(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -24,6 +24,7 @@ mod app_log;
 mod app_output;
 pub mod bridge;
 mod child;
+pub mod completions;
 pub mod injectable;
 mod instance;
 pub mod logs;

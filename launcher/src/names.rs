@@ -115,6 +115,24 @@ pub fn resolve(name: &str, known: &BTreeSet<InstanceName>) -> Result<InstanceNam
     }
 }
 
+/// Every NAME that resolves to exactly one of `known`: `INSTANCE.APP` for
+/// each, and the short forms that are not ambiguous. For shell completion.
+pub fn unambiguous(known: &BTreeSet<InstanceName>) -> Vec<String> {
+    let mut names: Vec<String> = known.iter().map(ToString::to_string).collect();
+    let short: BTreeSet<&str> = known
+        .iter()
+        .flat_map(|k| [k.app.as_str(), k.instance.as_str()])
+        .collect();
+    for label in short {
+        if resolve(label, known).is_ok() {
+            names.push(label.to_owned());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// What NAME asked for.
 #[derive(Debug, PartialEq, Eq)]
 enum Wanted {
@@ -220,5 +238,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no instance runs"));
+    }
+
+    #[test]
+    fn completion_lists_what_resolves() {
+        let k = known(&[("shop", "blue"), ("shop", "green"), ("api", "blue")]);
+        assert_eq!(
+            unambiguous(&k),
+            ["api", "blue.api", "blue.shop", "green", "green.shop"]
+        );
     }
 }
