@@ -7,8 +7,8 @@
 use clap::{CommandFactory, Parser, Subcommand};
 
 use agentfs_launcher::{
-    bridge, completions, logs, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, stop, url,
-    wrap,
+    bridge, completions, doctor, logs, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins,
+    stop, url, wrap,
 };
 
 /// The shim library built by build.rs for this target, carried inside the binary.
@@ -50,6 +50,11 @@ enum Command {
     Stop(stop::StopArgs),
     /// Print an instance's URL.
     Url(url::UrlArgs),
+    /// Check whether each part of agentfs works on this machine, and say how to fix what does not.
+    Doctor(doctor::DoctorArgs),
+    /// The small server `agentfs doctor` starts under the shim.
+    #[command(name = "doctor-probe", hide = true)]
+    DoctorProbe(doctor::probe::ProbeArgs),
     /// Print a completion script for bash, zsh or fish (instance names included).
     Completions(completions::CompletionsArgs),
     /// The NAMEs the completion scripts offer (used by them).
@@ -73,6 +78,8 @@ fn main() {
         Command::Logs(args) => logs::run(args),
         Command::Stop(args) => stop::run(args),
         Command::Url(args) => url::run(args),
+        Command::Doctor(args) => doctor::run(args, &SHIM),
+        Command::DoctorProbe(args) => doctor::probe::run(args),
         Command::Completions(args) => completions::run(args, Cli::command()),
         Command::CompleteNames(args) => completions::names(args),
     };

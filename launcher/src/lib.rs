@@ -7,6 +7,11 @@
 //! - [`ps`]: `agentfs ps`: every instance, live or stale, as a table or JSON.
 //! - [`route`]: `agentfs route`: a name for a Unix socket no agentfs process made.
 //! - [`router_cmd`]: `agentfs router`: run, start in the background, status, stop.
+//! - [`logs`]: `agentfs logs [-f] [-n N] NAME`: what an instance's app wrote.
+//! - [`stop`]: `agentfs stop NAME`: end an instance as Ctrl-C on its wrap would.
+//! - [`url`]: `agentfs url NAME`: an instance's URL.
+//! - [`doctor`]: `agentfs doctor`: whether each part works here (and its hidden probe).
+//! - [`completions`]: `agentfs completions SHELL`, and the names they complete.
 //! - [`stand_ins`]: interpreter stand-ins that restore the preload variable after SIP strips it.
 //! - [`shim_lib`]: writes the embedded shim under `$AGENTFS_HOME/lib/`.
 //!
@@ -15,6 +20,9 @@
 //! - `child`: starting the app and running it to the end.
 //! - `supervise`: signals, the process group, the exit code.
 //! - `announce`: one line per listener as it becomes routable.
+//! - `app_output`: the app's stdout and stderr, passed on and kept; `app_log`: that log.
+//! - `names`: NAME as `logs`, `stop` and `url` take it.
+//! - `process_group`: what `stop` signals, and whether it still runs.
 //! - `wrap_bridge`: wrap's fallback for programs the shim cannot enter.
 //! - `injectable`: whether a program can take the shim (ELF and Mach-O rules).
 #![forbid(unsafe_code)]
@@ -25,6 +33,7 @@ mod app_output;
 pub mod bridge;
 mod child;
 pub mod completions;
+pub mod doctor;
 pub mod injectable;
 mod instance;
 pub mod logs;

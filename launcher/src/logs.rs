@@ -1,5 +1,5 @@
 //! `agentfs logs [-f] [-n N] NAME`: what an instance's app wrote to stdout
-//! and stderr, as wrap kept it ([`crate::app_log`]).
+//! and stderr, as wrap kept it (see `app_log`).
 //!
 //! NAME may also be an instance that no longer runs but left a log. `-f`
 //! keeps printing as the app writes, across rotations and across restarts
