@@ -79,6 +79,71 @@ fn stop_kills_what_ignores_term_and_removes_the_files_without_a_wrap() {
     assert_eq!(home.run_dir_files(), Vec::<String>::new());
 }
 
+/// Listens on 8001, then forks a daemon (a session of its own) that keeps
+/// the listener, prints its pid and waits; the first process exits at once.
+const DAEMON: &str = "\
+import os, signal, socket, sys
+s = socket.socket()
+s.bind(('127.0.0.1', 8001))
+s.listen()
+if os.fork():
+    os._exit(0)
+os.setsid()
+print(os.getpid(), flush=True)
+signal.pause()
+";
+
+#[test]
+fn a_daemon_whose_first_process_exited_is_found_by_its_lock() {
+    let home = TestHome::new();
+    let shim = home.installed_shim();
+    let mut started = Command::new("python3")
+        .args(["-c", DAEMON])
+        .env("LD_PRELOAD", &shim)
+        .env("AGENTFS_APP", "daemon")
+        .env("AGENTFS_INSTANCE", "a")
+        .env("AGENTFS_RUN_DIR", home.run_dir())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One line, not to the end: the daemon keeps the pipe open.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(started.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    started.wait().unwrap();
+    let daemon: u32 = line.trim().parse().unwrap();
+    let _reaper = KillOnDrop(daemon);
+    let car = home.wait_sidecar("daemon", "a", Some(8001));
+    assert_ne!(car.pid, daemon, "the sidecar names the process that exited");
+    let said = stdout(&home.run(&["stop", "daemon"]));
+    assert!(said.contains(&format!("process group {daemon}")), "{said}");
+    assert_eq!(home.run_dir_files(), Vec::<String>::new());
+    common::wait_for("the daemon to be gone", || {
+        (!process_alive(daemon) || is_zombie(daemon)).then_some(())
+    });
+}
+
+/// Kills a process the test cannot wait for, should the test end early.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        common::send_signal(self.0, libc::SIGKILL);
+    }
+}
+
+/// Whether `pid` has ended and waits to be reaped (by whatever adopted it).
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
+}
+
 #[test]
 fn a_bridged_instance_is_stopped_through_its_wrap_alone() {
     let home = TestHome::new();

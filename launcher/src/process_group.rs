@@ -86,6 +86,27 @@ impl Target {
     }
 }
 
+/// The processes that have `lock` open (Linux: from `/proc/*/fd`; elsewhere
+/// none are found): who holds a listener whose maker is gone, such as a
+/// server that forked and let its first process exit.
+pub fn lock_holders(lock: &std::path::Path) -> Vec<u32> {
+    // /proc shows the path with its symlinks resolved.
+    let lock = lock.canonicalize().unwrap_or_else(|_| lock.to_owned());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let fds = std::fs::read_dir(entry.path().join("fd")).ok()?;
+            fds.flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == lock))
+                .then_some(pid)
+        })
+        .collect()
+}
+
 /// Whether a process whose main thread ended has other threads still exiting.
 fn threads_left(process: &std::path::Path) -> bool {
     std::fs::read_dir(process.join("task")).is_ok_and(|tasks| tasks.count() > 1)

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 
-use agentfs_contract::rundir::{self, Entry};
+use agentfs_contract::naming;
+use agentfs_contract::rundir::{self, Entry, State};
 use agentfs_contract::sidecar::Kind;
 
-use crate::names::{self, InstanceName, NameArg};
-use crate::process_group::Target;
+use crate::names::{self, InstanceName, NameArg, Running};
+use crate::process_group::{self, Target};
 
 /// How long stop waits for the processes once they got SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -59,10 +60,10 @@ pub fn run(args: StopArgs) -> Result<i32> {
              `agentfs route --remove {name}`"
         );
     }
-    let targets: BTreeSet<Target> = entries
-        .iter()
-        .filter_map(|e| Target::of(e.sidecar.pid, e.sidecar.kind == Kind::Shim))
-        .collect();
+    let targets = targets(&entries);
+    if targets.is_empty() {
+        return already_ended(&found);
+    }
     let started = Instant::now();
     for target in &targets {
         target
@@ -90,6 +91,47 @@ pub fn run(args: StopArgs) -> Result<i32> {
         command_line(&entries),
         describe(&targets)
     );
+    Ok(0)
+}
+
+/// Who gets the signals: each entry's owner, as its sidecar names it; when
+/// that process is gone, whoever holds its lock (a process it forked).
+fn targets(entries: &[&Entry]) -> BTreeSet<Target> {
+    let mut targets = BTreeSet::new();
+    for entry in entries {
+        let car = &entry.sidecar;
+        let group = car.kind == Kind::Shim;
+        match Target::of(car.pid, group) {
+            Some(target) => {
+                targets.insert(target);
+            }
+            None => targets.extend(
+                process_group::lock_holders(&naming::lock_path(&car.socket))
+                    .into_iter()
+                    .filter_map(|pid| Target::of(pid, group)),
+            ),
+        }
+    }
+    targets
+}
+
+/// No process that holds the instance's listeners was found: it just
+/// ended, or it cannot be seen from here.
+fn already_ended(found: &Running) -> Result<i32> {
+    let name = &found.name;
+    remove_files(&found.home, name);
+    let scan = names::scan(&found.home)?;
+    let held = scan
+        .of_instance(&name.app, &name.instance)
+        .find(|e| e.state != State::Stale);
+    if let Some(entry) = held {
+        bail!(
+            "{name}'s listeners are held by a process other than the one that made them              (pid {}, gone): `fuser -v {}` names it",
+            entry.sidecar.pid,
+            naming::lock_path(&entry.sidecar.socket).display()
+        );
+    }
+    println!("stopped {name}: it had already ended");
     Ok(0)
 }
 
@@ -127,9 +169,6 @@ fn command_line(entries: &[&Entry]) -> String {
 }
 
 fn describe(targets: &BTreeSet<Target>) -> String {
-    if targets.is_empty() {
-        return "no process was left".into();
-    }
     targets
         .iter()
         .map(|t| describe_target(*t))
