@@ -4,10 +4,11 @@
 //! the `agentfs-launcher` crate with a `run()`.
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use agentfs_launcher::{
-    bridge, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins, unshim, watchdog, wrap,
+    bridge, completions, doctor, logs, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins,
+    stop, unshim, url, watchdog, wrap,
 };
 
 /// The shim library built by build.rs for this target, carried inside the binary.
@@ -43,6 +44,22 @@ enum Command {
     Route(route::RouteArgs),
     /// Route APP.localhost to the running instances (background unless --foreground).
     Router(router_cmd::RouterArgs),
+    /// Print what an instance's app wrote to stdout and stderr (-f to follow it).
+    Logs(logs::LogsArgs),
+    /// Stop an instance as Ctrl-C on its wrap would: SIGTERM, then SIGKILL.
+    Stop(stop::StopArgs),
+    /// Print an instance's URL.
+    Url(url::UrlArgs),
+    /// Check whether each part of agentfs works on this machine, and say how to fix what does not.
+    Doctor(doctor::DoctorArgs),
+    /// The small server `agentfs doctor` starts under the shim.
+    #[command(name = "doctor-probe", hide = true)]
+    DoctorProbe(doctor::probe::ProbeArgs),
+    /// Print a completion script for bash, zsh or fish (instance names included).
+    Completions(completions::CompletionsArgs),
+    /// The NAMEs the completion scripts offer (used by them).
+    #[command(hide = true)]
+    CompleteNames(completions::CompleteNamesArgs),
     /// Ends an app whose wrap was killed (started by wrap itself).
     #[command(hide = true)]
     Watchdog,
@@ -63,6 +80,13 @@ fn main() {
         Command::Ps(args) => ps::run(args),
         Command::Route(args) => route::run(args),
         Command::Router(args) => router_cmd::run(args),
+        Command::Logs(args) => logs::run(args),
+        Command::Stop(args) => stop::run(args),
+        Command::Url(args) => url::run(args),
+        Command::Doctor(args) => doctor::run(args, &SHIM),
+        Command::DoctorProbe(args) => doctor::probe::run(args),
+        Command::Completions(args) => completions::run(args, Cli::command()),
+        Command::CompleteNames(args) => completions::names(args),
         Command::Watchdog => Ok(watchdog::run()),
     };
     match result {

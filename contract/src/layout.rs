@@ -4,6 +4,7 @@
 //! $AGENTFS_HOME/            (default ~/.agentfs)
 //!   run/                    0700: {stem}.sock (0600), {stem}.json, {stem}.lock
 //!   lib/                    the shim, written content-addressed on first use
+//!   logs/                   0700: each instance's output, {app}_{instance}.log (0600)
 //!   router.sock             the router's control socket (0600)
 //!   router.lock, router.log
 //! ```
@@ -77,6 +78,11 @@ pub fn run_dir(home: &Path) -> PathBuf {
 /// Where the launcher writes the shim library.
 pub fn lib_dir(home: &Path) -> PathBuf {
     home.join("lib")
+}
+
+/// Where wrap keeps what each instance's app writes to stdout and stderr.
+pub fn logs_dir(home: &Path) -> PathBuf {
+    home.join("logs")
 }
 
 /// The router's control socket.

@@ -3,9 +3,10 @@
 //! The one way an app is started: with its instance's variables, in a
 //! process group of its own unless a terminal is ours to share (then it
 //! reads the keyboard and gets Ctrl-C from the terminal itself), with its
-//! listeners announced as they appear, and supervised until its process
-//! tree is gone ([`supervise`](crate::supervise)). A [`Watchdog`] ends it if
-//! wrap itself is killed first.
+//! listeners announced as they appear, its output passed on and kept in
+//! the instance's log ([`app_output`](crate::app_output)), and supervised
+//! until its process tree is gone ([`supervise`](crate::supervise)). A
+//! [`Watchdog`] ends it if wrap itself is killed first.
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
@@ -13,6 +14,7 @@ use std::io::IsTerminal;
 use anyhow::Result;
 
 use crate::announce::Announcer;
+use crate::app_output::{Capture, Copying};
 use crate::instance::Instance;
 use crate::supervise;
 use crate::watchdog::Watchdog;
@@ -23,6 +25,7 @@ pub struct App {
     interactive: bool,
     announcer: Announcer,
     watchdog: Watchdog,
+    output: Option<Copying>,
 }
 
 impl App {
@@ -45,8 +48,12 @@ impl App {
         // Watching starts before the child does, so no listener is missed.
         let mut announcer = Announcer::start(instance, router_port)?;
         let mut watchdog = Watchdog::start()?;
+        let capture = Capture::attach(&mut command, &instance.home, &instance.name());
         let program = command.as_std().get_program().to_owned();
-        Ok(match command.spawn() {
+        let spawned = command.spawn();
+        // Our copies of the app's ends of its output streams close here.
+        drop(command);
+        Ok(match spawned {
             Ok(child) => {
                 if let Some(pid) = child.id() {
                     watchdog.watch(pid, !interactive);
@@ -57,6 +64,7 @@ impl App {
                     interactive,
                     announcer,
                     watchdog,
+                    output: capture.map(Capture::start),
                 })
             }
             Err(err) => {
@@ -74,6 +82,9 @@ impl App {
     /// the group), forwarding signals; returns the code to exit with.
     pub async fn wait(self) -> Result<i32> {
         let code = supervise::until_exit(self.child, self.interactive, self.announcer).await;
+        if let Some(output) = self.output {
+            output.finish().await;
+        }
         self.watchdog.release();
         code
     }

@@ -18,6 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use agentfs_contract::{env, layout, liveness, naming, rundir};
 
+use crate::names::InstanceName;
 use crate::worktree;
 
 /// What a wrapped or bridged app runs as.
@@ -84,6 +85,11 @@ impl Instance {
             socket,
             workdir: cwd,
         })
+    }
+
+    /// App and instance, as `logs`, `stop` and `url` name them.
+    pub fn name(&self) -> InstanceName {
+        InstanceName::new(&self.app, &self.id)
     }
 
     /// The `AGENTFS_*` variables a process of this instance gets.

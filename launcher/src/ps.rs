@@ -16,12 +16,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
-use agentfs_contract::env::{self, DEFAULT_ROUTER_PORT};
-use agentfs_contract::layout::{self, LayoutError};
-use agentfs_contract::{liveness, rundir, urls};
+use agentfs_contract::{layout, liveness, rundir, urls};
+
+use crate::{names, router_cmd};
 
 /// How long the router may take to list its routes before ps goes without counts.
 const ROUTER_TIMEOUT: Duration = Duration::from_millis(500);
@@ -46,17 +46,12 @@ struct Listed {
 
 pub fn run(args: PsArgs) -> Result<i32> {
     let home = layout::home_from_env()?;
-    let run_dir = layout::run_dir(&home);
     let router = router_view(&home);
-    let router_port = router.as_ref().map_or_else(configured_router_port, |r| r.0);
+    let router_port = router
+        .as_ref()
+        .map_or_else(router_cmd::configured_port, |r| r.0);
     let counts = router.map(|r| r.1);
-    let scan = match rundir::scan(&run_dir) {
-        Ok(scan) => scan,
-        Err(LayoutError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
-            rundir::Scan::default()
-        }
-        Err(err) => return Err(err).context("cannot list instances"),
-    };
+    let scan = names::scan(&home)?;
     let mut listed = list(&scan, router_port, counts.as_ref());
     if args.prune {
         listed.retain(|l| matches!(rundir::remove(&l.entry), Ok(true)));
@@ -94,13 +89,6 @@ fn list(
             entry: entry.clone(),
         })
         .collect()
-}
-
-fn configured_router_port() -> u16 {
-    std::env::var(env::ROUTER_PORT)
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(DEFAULT_ROUTER_PORT)
 }
 
 /// The running router's port and its request count per socket, if it answers.

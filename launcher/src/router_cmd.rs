@@ -76,11 +76,9 @@ impl Default for Launch {
 }
 
 impl Launch {
-    /// The port asked for, else `AGENTFS_ROUTER_PORT`, else the default.
+    /// The port asked for, else [`configured_port`].
     fn port(&self) -> u16 {
-        self.port
-            .or_else(|| std::env::var(env::ROUTER_PORT).ok()?.parse().ok())
-            .unwrap_or(DEFAULT_ROUTER_PORT)
+        self.port.unwrap_or_else(configured_port)
     }
 
     /// The flags that make a router started elsewhere this one.
@@ -158,6 +156,20 @@ pub(crate) fn running(home: &Path) -> Option<RouterInfo> {
         pid: u32::try_from(health["pid"].as_u64()?).ok()?,
         started: false,
     })
+}
+
+/// The port a router of this `AGENTFS_HOME` runs or would run on, when it
+/// cannot be asked: `AGENTFS_ROUTER_PORT`, else the default.
+pub(crate) fn configured_port() -> u16 {
+    std::env::var(env::ROUTER_PORT)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(DEFAULT_ROUTER_PORT)
+}
+
+/// The port URLs are printed with: the running router's, else [`configured_port`].
+pub(crate) fn url_port(home: &Path) -> u16 {
+    running(home).map_or_else(configured_port, |info| info.port)
 }
 
 /// Returns the router of `home`, starting one in the background as `launch`

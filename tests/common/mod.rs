@@ -159,6 +159,33 @@ impl TestHome {
     }
 }
 
+/// `agentfs router` started in the background for a [`TestHome`] on a port
+/// the kernel picked, stopped (with `agentfs router stop`) when dropped.
+pub struct BackgroundRouter<'a> {
+    home: &'a TestHome,
+    pub port: u16,
+}
+
+impl TestHome {
+    pub fn start_router(&self) -> BackgroundRouter<'_> {
+        let started = self
+            .agentfs(&["router"])
+            .env("AGENTFS_ROUTER_PORT", "0")
+            .output()
+            .unwrap();
+        assert!(started.status.success(), "{started:?}");
+        let health = get_json(&self.control(), "/health");
+        let port = health["data"]["port"].as_u64().expect("a port") as u16;
+        BackgroundRouter { home: self, port }
+    }
+}
+
+impl Drop for BackgroundRouter<'_> {
+    fn drop(&mut self) {
+        let _ = self.home.run(&["router", "stop"]);
+    }
+}
+
 impl Drop for TestHome {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);

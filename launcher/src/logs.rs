@@ -1,0 +1,154 @@
+//! `agentfs logs [-f] [-n N] NAME`: what an instance's app wrote to stdout
+//! and stderr, as wrap kept it (see `app_log`).
+//!
+//! NAME may also be an instance that no longer runs but left a log. `-f`
+//! keeps printing as the app writes, across rotations and across restarts
+//! of the instance (a new wrap of it appends to the same log), until
+//! interrupted, as `tail -F` does.
+
+use std::fs::File;
+use std::io::{self, Seek, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use notify::Watcher;
+
+use agentfs_contract::layout;
+
+use crate::app_log;
+use crate::names::{self, NameArg};
+
+/// How often a followed log is looked at when no file event came: a safety
+/// net for file systems whose events come late or not at all.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  agentfs logs blue.shop          # all that is kept (up to 8 MiB per instance)
+  agentfs logs -n 50 -f shop      # the last 50 lines, then follow
+
+wrap keeps each instance's stdout and stderr in $AGENTFS_HOME/logs/, readable
+only by you, while still showing it as usual.")]
+pub struct LogsArgs {
+    /// Keep printing what the app writes, also across restarts of the instance,
+    /// until interrupted.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Print only the last N lines.
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<usize>,
+    #[command(flatten)]
+    pub name: NameArg,
+}
+
+pub fn run(args: LogsArgs) -> Result<i32> {
+    let home = layout::home_from_env()?;
+    let logs_dir = layout::logs_dir(&home);
+    let mut known = names::running(&names::scan(&home)?);
+    known.extend(app_log::logged(&logs_dir));
+    let name = names::resolve(&args.name.name, &known)?;
+    let path = app_log::path(&logs_dir, &name);
+    let tail = app_log::read_tail(&path, args.lines)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let mut out = io::stdout().lock();
+    if out
+        .write_all(&tail.bytes)
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        // Whoever reads our output stopped reading (`| head`): done.
+        return Ok(0);
+    }
+    if !args.follow {
+        if tail.current.is_none() && tail.bytes.is_empty() {
+            eprintln!("agentfs: {name} has written nothing yet");
+        }
+        return Ok(0);
+    }
+    layout::ensure_private_dir(&logs_dir)?;
+    follow(&logs_dir, &path, tail.current, &mut out)?;
+    Ok(0)
+}
+
+/// Prints what is appended to the log at `path` from where `open` stands,
+/// then whatever replaces it (rotation, a new wrap after the log was
+/// removed), until printing fails.
+fn follow(
+    logs_dir: &Path,
+    path: &Path,
+    mut open: Option<File>,
+    out: &mut impl Write,
+) -> Result<()> {
+    let (wake, woken) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |_| {
+        let _ = wake.send(());
+    })?;
+    // Without events, the poll below still follows the log, only later.
+    let _ = watcher.watch(logs_dir, notify::RecursiveMode::NonRecursive);
+    loop {
+        if let Some(file) = open.as_mut() {
+            if print_new(file, out).is_err() {
+                return Ok(());
+            }
+        }
+        match look_again(path, open.as_ref())? {
+            Look::Same => {
+                let _ = woken.recv_timeout(FOLLOW_POLL);
+                while woken.try_recv().is_ok() {}
+            }
+            Look::Truncated => {
+                if let Some(file) = open.as_mut() {
+                    file.rewind()?;
+                }
+            }
+            Look::Replaced(new) => {
+                // The end of the old file first: written before it was renamed.
+                if let Some(old) = open.as_mut() {
+                    if print_new(old, out).is_err() {
+                        return Ok(());
+                    }
+                }
+                open = Some(new);
+            }
+        }
+    }
+}
+
+/// What became of a followed log since last time.
+enum Look {
+    /// Nothing to do but wait (also when there is no log yet).
+    Same,
+    /// Cut short in place: read it again from its start.
+    Truncated,
+    /// Another file is at its path now.
+    Replaced(File),
+}
+
+fn look_again(path: &Path, open: Option<&File>) -> io::Result<Look> {
+    let Ok(now) = std::fs::metadata(path) else {
+        return Ok(Look::Same);
+    };
+    let Some(file) = open else {
+        return Ok(File::open(path).map_or(Look::Same, Look::Replaced));
+    };
+    let was = file.metadata()?;
+    if (now.dev(), now.ino()) != (was.dev(), was.ino()) {
+        return Ok(File::open(path).map_or(Look::Same, Look::Replaced));
+    }
+    let read_to = (&*file).stream_position()?;
+    Ok(if now.len() < read_to {
+        Look::Truncated
+    } else {
+        Look::Same
+    })
+}
+
+/// Copies what `file` has past its position; an error means `out` failed.
+fn print_new(file: &mut File, out: &mut impl Write) -> io::Result<()> {
+    io::copy(file, out)?;
+    out.flush()
+}
