@@ -4,7 +4,7 @@ shim makes them. Prints "ready" once all are in place, then waits for stdin
 to close. Every connection is accepted and closed (nothing connects in the
 benchmark but the router's own checks).
 
-Usage: python3 holder.py RUN_DIR N
+Usage: python3 holder.py RUN_DIR FIRST COUNT   (instances iFIRST .. iFIRST+COUNT-1)
 """
 import fcntl
 import json
@@ -13,9 +13,9 @@ import socket
 import sys
 import time
 
-run_dir, count = sys.argv[1], int(sys.argv[2])
+run_dir, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 held = []
-for i in range(count):
+for i in range(first, first + count):
     stem = os.path.join(run_dir, f"bench_i{i}")
     lock = open(stem + ".lock", "a")
     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -37,15 +37,26 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
 HZ=$(getconf CLK_TCK)
 
+# Instances per holder process: each holds two descriptors per instance,
+# and the descriptor limit may not be raised past 20,000 here.
+PER_HOLDER=5000
+
 # measure LABEL AGENTFS N
 measure() {
   local label=$1 agentfs=$2 n=$3
   local home="$WORK/$label-$n" port
   mkdir -p "$home/run" && chmod 700 "$home" "$home/run"
-  exec {hold}> >(python3 "$ROOT/bench/scale/holder.py" "$home/run" "$n" > "$home/holder.out")
-  local holder=$!
-  PIDS+=("$holder")
-  until grep -q ready "$home/holder.out" 2>/dev/null; do sleep 0.05; done
+  local holders=() pipes=() first
+  for (( first = 0; first < n; first += PER_HOLDER )); do
+    local count=$(( n - first < PER_HOLDER ? n - first : PER_HOLDER ))
+    exec {hold}> >(python3 "$ROOT/bench/scale/holder.py" "$home/run" "$first" "$count" > "$home/holder-$first.out")
+    holders+=($!)
+    pipes+=("$hold")
+    PIDS+=($!)
+  done
+  for (( first = 0; first < n; first += PER_HOLDER )); do
+    until grep -q ready "$home/holder-$first.out" 2>/dev/null; do sleep 0.05; done
+  done
   port=$(free_port)
   local start
   start=$(now_ms)
@@ -69,8 +80,8 @@ measure() {
       -v m="$(rss_kb "$router")" -v p="$page" \
     'BEGIN { printf "%-8s %7d %12d %10.2f %8.1f %10d\n", l, n, r, 100 * u / hz / s, m / 1024, p }'
   kill "$router"; wait "$router" 2>/dev/null || true
-  exec {hold}>&-
-  wait "$holder" 2>/dev/null || true
+  for hold in "${pipes[@]}"; do exec {hold}>&-; done
+  for holder in "${holders[@]}"; do wait "$holder" 2>/dev/null || true; done
   rm -rf "$home"
 }
 
