@@ -66,15 +66,31 @@ impl Drop for HostRedis {
 /// One copy of the stack, as instance `id`: every service asks for the
 /// same ports as in every other copy.
 fn stack(home: &TestHome, id: &str, ports: (u16, u16, u16)) -> Vec<Wrapped> {
-    let (web, api, redis) = (ports.0.to_string(), ports.1.to_string(), ports.2.to_string());
+    let (web, api, redis) = (
+        ports.0.to_string(),
+        ports.1.to_string(),
+        ports.2.to_string(),
+    );
     let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![
         home.wrap(
             "redis",
             id,
-            &args(&["redis-server", "--port", &redis, "--save", "", "--appendonly", "no"]),
+            &args(&[
+                "redis-server",
+                "--port",
+                &redis,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]),
         ),
-        home.wrap("api", id, &args(&["python3", &fixture("api.py"), &api, &redis])),
+        home.wrap(
+            "api",
+            id,
+            &args(&["python3", &fixture("api.py"), &api, &redis]),
+        ),
         home.wrap("web", id, &args(&["node", &fixture("web.js"), &web, &api])),
     ]
 }
@@ -84,7 +100,10 @@ fn two_copies_of_a_whole_stack_each_see_their_own_localhost() {
     let home = TestHome::new();
     let ports = (free_port(), free_port(), free_port());
     let host = HostRedis::start(ports.2);
-    assert_eq!(redis(ports.2, &["SET", "visits", "1000"]).as_deref(), Some("OK"));
+    assert_eq!(
+        redis(ports.2, &["SET", "visits", "1000"]).as_deref(),
+        Some("OK")
+    );
 
     let _x = stack(&home, "feat-x", ports);
     let _y = stack(&home, "feat-y", ports);
@@ -101,7 +120,10 @@ fn two_copies_of_a_whole_stack_each_see_their_own_localhost() {
     };
     let visits = |id: &str| count(id)["api"]["visits"].as_u64().unwrap();
 
-    assert_eq!((visits("feat-x"), visits("feat-x"), visits("feat-x")), (1, 2, 3));
+    assert_eq!(
+        (visits("feat-x"), visits("feat-x"), visits("feat-x")),
+        (1, 2, 3)
+    );
     assert_eq!((visits("feat-y"), visits("feat-y")), (1, 2));
     assert_eq!(visits("feat-x"), 4);
     // Each web reached its own copy's API process.
