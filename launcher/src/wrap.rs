@@ -27,7 +27,24 @@ Examples:
   agentfs wrap --name shop --instance feature-x -- npm run dev
 
 The app keeps asking for its usual port; each instance gets its own socket in
-$AGENTFS_HOME/run (default ~/.agentfs/run), so copies never conflict.")]
+$AGENTFS_HOME/run (default ~/.agentfs/run), so copies never conflict.
+
+Every instance is a private localhost: a process of instance feat-x that
+connects to localhost:PORT reaches the listener feat-x has on PORT, in any of
+its apps (its own app first); when feat-x has none there, the connect goes to
+the real port. So a whole stack runs once per instance:
+
+  agentfs wrap --name redis --instance feat-x -- redis-server --port 6379
+  agentfs wrap --name api   --instance feat-x -- python3 api.py 8080
+  agentfs wrap --name web   --instance feat-x -- node web.js 3000
+  (the same three with --instance feat-y: same ports, their own services)
+
+Inside a git work tree the instance defaults to the branch, so the three
+commands need no --instance there. A command that never listens is a client
+of its instance: agentfs wrap --instance feat-x -- curl localhost:3000.
+Inside wrapped processes localhost and *.localhost resolve to loopback.
+Not wired: the connects of static binaries and Go programs on Linux (they
+make their own system calls).")]
 pub struct WrapArgs {
     /// App name (a DNS label). Default: package.json's name, else the directory's name.
     #[arg(long, value_name = "NAME")]
