@@ -25,7 +25,8 @@ const DOWN_FOR: Duration = Duration::from_secs(2);
 /// One listener socket of one instance.
 #[derive(Debug)]
 pub struct Backend {
-    pub sidecar: Sidecar,
+    /// Shared with discovery's reader, which keeps it while the file is unchanged.
+    pub sidecar: Arc<Sidecar>,
     pub pool: Pool,
     /// The `Set-Cookie` value that keeps a client on this instance, made once.
     pub cookie: Option<HeaderValue>,
@@ -45,7 +46,8 @@ fn now_ms() -> u64 {
 }
 
 impl Backend {
-    pub fn new(sidecar: Sidecar) -> Backend {
+    pub fn new(sidecar: impl Into<Arc<Sidecar>>) -> Backend {
+        let sidecar = sidecar.into();
         Backend {
             pool: Pool::new(sidecar.socket.clone()),
             cookie: affinity::set_cookie(&sidecar.instance),
