@@ -27,6 +27,8 @@ RUNS=${1:-7}
 CALLS=${2:-2000}
 OTHERS=${3:-20}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib.sh
+source "$ROOT/bench/lib.sh"
 WORK=$(mktemp -d /tmp/afc-bench.XXXXXX)
 PIDS=()
 
@@ -47,7 +49,6 @@ export AGENTFS_HOME=$WORK/home
 mkdir -p "$AGENTFS_HOME" && chmod 700 "$AGENTFS_HOME"
 unset AGENTFS_APP AGENTFS_INSTANCE AGENTFS_RUN_DIR AGENTFS_LOG LD_PRELOAD
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { # wait_for DESCRIPTION COMMAND...: up to 20 s
   local what=$1; shift
   for _ in $(seq 1 400); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done

@@ -11,6 +11,8 @@ set -euo pipefail
 N=${1:-5}
 SECS=${2:-10}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib.sh
+source "$ROOT/bench/lib.sh"
 WORK=$(mktemp -d /tmp/afi-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -36,8 +38,6 @@ for _ in $(seq 300); do
 done
 ROUTER=$(pgrep -f "^$AGENTFS router --foreground" | head -1)
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 declare -A before
 for pid in "$ROUTER" "${PIDS[@]}"; do before[$pid]=$(ticks "$pid"); done

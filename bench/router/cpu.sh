@@ -6,6 +6,8 @@
 #
 #   bench/router/cpu.sh AFTER_BENCH_ROUTER BEFORE_BENCH_ROUTER [ROUNDS] [SECONDS]
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(cd "$(dirname "$0")/.." && pwd)/lib.sh"
 AFTER=$1; BEFORE=$2; ROUNDS=${3:-5}; SECS=${4:-5}
 WORK=$(mktemp -d /tmp/afr-cpu.XXXXXX); PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
@@ -19,7 +21,6 @@ http { access_log off; server {
 CONF
 PATH="$PATH:/usr/sbin" nginx -c "$WORK/backend.conf" -g 'daemon off;' & PIDS+=($!)
 for _ in $(seq 200); do [ -S "$WORK/before/run/bench-a1.sock" ] && break; sleep 0.05; done
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 declare -A PID PORT
 for name in after before; do
   bin=$AFTER; [ "$name" = before ] && bin=$BEFORE
@@ -27,12 +28,11 @@ for name in after before; do
   "$bin" "$WORK/$name" "${PORT[$name]}" >"$WORK/$name.out" & PID[$name]=$!; PIDS+=(${PID[$name]})
   for _ in $(seq 200); do grep -q ready "$WORK/$name.out" && break; sleep 0.05; done
 done
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for round in $(seq "$ROUNDS"); do
   for name in after before; do
-    c0=$(cpu "${PID[$name]}")
+    c0=$(ticks "${PID[$name]}")
     out=$(wrk -t1 -c50 -d"${SECS}s" -H 'Host: bench.localhost' "http://127.0.0.1:${PORT[$name]}/")
-    c1=$(cpu "${PID[$name]}")
+    c1=$(ticks "${PID[$name]}")
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
     python3 -c "import sys; t=(float(sys.argv[2])-float(sys.argv[1]))/float(sys.argv[3]); print(f'round {sys.argv[5]} {sys.argv[6]}: {t/int(sys.argv[4])*1e6:.2f} us CPU per request, {sys.argv[4]} requests')" \
       "$c0" "$c1" "$(getconf CLK_TCK)" "$requests" "$round" "$name"

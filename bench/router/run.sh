@@ -19,6 +19,8 @@ SECS=${2:-5}
 CONNS=${3:-50}
 THREADS=${WRK_THREADS:-1}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib.sh
+source "$ROOT/bench/lib.sh"
 WORK=$(mktemp -d /tmp/afr-bench.XXXXXX)
 PIDS=()
 
@@ -80,7 +82,6 @@ wait_for() { # wait_for DESCRIPTION COMMAND...: up to 10 s
 }
 wait_for "backend socket" test -S "$SOCK"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 P_ROUTER=$(free_port); P_HAPROXY=$(free_port); P_NGINX=$(free_port); P_CADDY=$(free_port)
 P_BEFORE=$(free_port)
 
@@ -161,7 +162,6 @@ for name in $PROXIES; do
 done
 
 pause_before STOP
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 IDLE_RSS=$(rss_kb "$ROUTER_PID")
 
 declare -A RPS P99

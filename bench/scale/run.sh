@@ -19,6 +19,8 @@ SECS=${1:-10}
 shift || true
 if [ $# -gt 0 ]; then COUNTS=("$@"); else COUNTS=(1000 10000); fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib.sh
+source "$ROOT/bench/lib.sh"
 WORK=$(mktemp -d /tmp/afs-scale.XXXXXX)
 PIDS=()
 cleanup() {
@@ -31,9 +33,6 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 (cd "$ROOT" && cargo build -q --release)
 AFTER=${CARGO_TARGET_DIR:-$ROOT/target}/release/agentfs
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
 HZ=$(getconf CLK_TCK)
 

@@ -112,25 +112,38 @@ impl Scan {
     }
 }
 
-/// Identity of a file's current content: a rename or a write changes it.
+/// Identity of a file's (or directory's) current content: a rename, a
+/// write, or an entry added to or removed from a directory changes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileId {
+pub(crate) struct FileId {
     dev: u64,
     ino: u64,
     size: u64,
+    nlink: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
 }
 
 impl FileId {
-    fn of(meta: &fs::Metadata) -> FileId {
+    pub(crate) fn of(meta: &fs::Metadata) -> FileId {
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.size(),
+            nlink: meta.nlink(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             ctime: (meta.ctime(), meta.ctime_nsec()),
         }
+    }
+
+    /// When it last changed (the later of its modification and change times),
+    /// since the epoch.
+    pub(crate) fn changed(&self) -> std::time::Duration {
+        let at = |(secs, nanos): (i64, i64)| {
+            let nanos = u32::try_from(nanos.clamp(0, 999_999_999)).unwrap_or(0);
+            std::time::Duration::new(u64::try_from(secs).unwrap_or(0), nanos)
+        };
+        at(self.mtime).max(at(self.ctime))
     }
 }
 

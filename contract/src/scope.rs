@@ -15,12 +15,11 @@
 //! the connect that follows is the liveness check (a socket whose owner is
 //! gone refuses it, and the shim then lets the kernel try TCP).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::rundir::Reader;
+use crate::rundir::{FileId, Reader};
 use crate::sidecar::Sidecar;
 
 /// How long a directory must have been unchanged before its stamp is trusted.
@@ -32,49 +31,27 @@ pub const RACY: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct ScopeCache {
     reader: Reader,
-    /// The stamp the listeners were read under, when it could be trusted.
-    stamp: Option<DirStamp>,
+    /// The directory's identity the listeners were read under, when it
+    /// could be trusted.
+    stamp: Option<FileId>,
     /// Listening sidecars, sorted by instance, port, then app.
     listeners: Vec<Arc<Sidecar>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct DirStamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    nlink: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+/// The directory's identity now.
+fn stamp(dir: &std::path::Path) -> Option<FileId> {
+    std::fs::symlink_metadata(dir)
+        .ok()
+        .map(|meta| FileId::of(&meta))
 }
 
-impl DirStamp {
-    fn read(dir: &std::path::Path) -> Option<DirStamp> {
-        let meta = std::fs::symlink_metadata(dir).ok()?;
-        Some(DirStamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            nlink: meta.nlink(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        })
-    }
-
-    /// Whether both times are at least [`RACY`] in the past.
-    fn settled(&self) -> bool {
-        let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
-            return false;
-        };
-        let at = |(secs, nanos): (i64, i64)| {
-            Duration::new(
-                u64::try_from(secs).unwrap_or(0),
-                nanos.clamp(0, 999_999_999) as u32,
-            )
-        };
-        let newest = at(self.mtime).max(at(self.ctime));
-        now.checked_sub(newest).is_some_and(|age| age >= RACY)
-    }
+/// Whether the directory last changed at least [`RACY`] ago.
+fn settled(stamp: &FileId) -> bool {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|now| now.checked_sub(stamp.changed()))
+        .is_some_and(|age| age >= RACY)
 }
 
 impl ScopeCache {
@@ -100,7 +77,7 @@ impl ScopeCache {
 
     /// Reads the directory again unless its trusted stamp is unchanged.
     fn refresh(&mut self) {
-        let stamp = DirStamp::read(self.reader.dir());
+        let stamp = stamp(self.reader.dir());
         if stamp.is_some() && stamp == self.stamp {
             return;
         }
@@ -115,7 +92,7 @@ impl ScopeCache {
         };
         self.listeners
             .sort_by(|a, b| (&a.instance, a.port, &a.app).cmp(&(&b.instance, b.port, &b.app)));
-        self.stamp = stamp.filter(DirStamp::settled);
+        self.stamp = stamp.filter(settled);
     }
 }
 
