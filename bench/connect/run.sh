@@ -29,15 +29,7 @@ OTHERS=${3:-20}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../lib.sh
 source "$ROOT/bench/lib.sh"
-WORK=$(mktemp -d /tmp/afc-bench.XXXXXX)
-PIDS=()
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir afc-bench
 
 echo "building agentfs (release) and the C programs..." >&2
 (cd "$ROOT" && cargo build -q --release --bin agentfs)

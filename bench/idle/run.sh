@@ -3,25 +3,22 @@
 # traffic, how much CPU does each agentfs process use, and how much memory?
 # A watcher that reacts to its own reads spins here at ~100% of a core.
 #
-#   bench/idle/run.sh [INSTANCES] [SECONDS]      (defaults: 5 10)
+#   bench/idle/run.sh [INSTANCES] [SECONDS] [WARMUP]      (defaults: 5 10 0)
+#
+# WARMUP seconds pass before measuring: wrap looks at its app every second
+# for the first 10 s (listeners appear as an app starts), then every 30 s.
 #
 # Needs cargo and python3. Everything lives in a temp dir; nothing is left running.
 set -euo pipefail
 
 N=${1:-5}
 SECS=${2:-10}
+WARMUP=${3:-0}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../lib.sh
 source "$ROOT/bench/lib.sh"
-WORK=$(mktemp -d /tmp/afi-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  kill "${PIDS[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  AGENTFS_HOME="$WORK/home" "$AGENTFS" router stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir afi-bench
+bench_at_exit() { AGENTFS_HOME="$WORK/home" "$AGENTFS" router stop >/dev/null 2>&1 || true; }
 
 (cd "$ROOT" && cargo build -q --release)
 AGENTFS=${CARGO_TARGET_DIR:-$ROOT/target}/release/agentfs
@@ -37,6 +34,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 ROUTER=$(pgrep -f "^$AGENTFS router --foreground" | head -1)
+sleep "$WARMUP"
 
 hz=$(getconf CLK_TCK)
 declare -A before

@@ -21,14 +21,7 @@ if [ $# -gt 0 ]; then COUNTS=("$@"); else COUNTS=(1000 10000); fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../lib.sh
 source "$ROOT/bench/lib.sh"
-WORK=$(mktemp -d /tmp/afs-scale.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir afs-scale
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 (cd "$ROOT" && cargo build -q --release)

@@ -6,7 +6,8 @@
 //! reader and wakes on the router's watch of it: file events name the
 //! sidecars to read again, so each wrap does work only for what changed. A
 //! full look runs every [`LOOK_FAST`] while the app starts and every
-//! [`LOOK_SLOW`] after, for what changes no file (a socket that starts
+//! [`LOOK_SLOW`] after (listeners mostly appear as an app starts, and a look
+//! walks `/proc`), for what changes no file (a socket that starts
 //! accepting, a process that listens on real TCP).
 
 use std::collections::HashSet;
@@ -26,9 +27,9 @@ use crate::monitor::Monitor;
 
 /// Full looks while the app starts, and after.
 const LOOK_FAST: Duration = Duration::from_secs(1);
-const LOOK_SLOW: Duration = Duration::from_secs(5);
+const LOOK_SLOW: Duration = Duration::from_secs(30);
 /// How long the app counts as starting.
-const STARTING_FOR: Duration = Duration::from_secs(30);
+const STARTING_FOR: Duration = Duration::from_secs(10);
 
 /// Watches the run directory for one instance's listeners.
 pub struct Announcer {
