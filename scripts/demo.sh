@@ -43,4 +43,10 @@ for host in blue.demo green.demo demo demo; do
     echo
 done
 echo
+# Every instance is a private localhost: a command run as instance green
+# reaches green's own app on localhost:3000.
+printf 'inside instance green, GET http://localhost:3000/ -> '
+"$agentfs" wrap --no-router --name client --instance green -- curl -sf http://localhost:3000/ 2>/dev/null
+echo
+echo
 "$agentfs" ps
