@@ -61,7 +61,7 @@ pub async fn handle(
         started: state.started,
     };
     let client = match &peer {
-        Peer::Control => return Ok(api::serve(req.uri().path(), req.headers(), &about)),
+        Peer::Control => return Ok(api::serve(req.uri(), req.headers(), &about)),
         Peer::Http(client) => client,
     };
     let as_json = api::wants_json(req.headers(), req.uri().path());
@@ -103,7 +103,7 @@ async fn route(
     let target = host::classify(&authority, &state.own);
     let sticky = matches!(target, Target::App { .. });
     let candidates = match &target {
-        Target::Router => return Ok(api::serve(req.uri().path(), req.headers(), about)),
+        Target::Router => return Ok(api::serve(req.uri(), req.headers(), about)),
         Target::Foreign(name) => return Err(RouteError::Misdirected(name.clone())),
         Target::Unknown(name) => return Err(RouteError::NoRoute(name.clone())),
         _ => table
