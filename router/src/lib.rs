@@ -60,6 +60,10 @@ use tokio_util::task::TaskTracker;
 pub use error::{RouteError, Side};
 pub use table::Table;
 
+/// The router's version (the workspace's, so the CLI's too), as `/health`
+/// reports it: `agentfs` can tell a router of another build.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// How long requests in progress get to finish when the router stops.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 

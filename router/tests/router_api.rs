@@ -60,6 +60,8 @@ async fn the_control_socket_serves_the_api_privately() {
 
     let health = client::get(&control, "/health").await.unwrap();
     assert_eq!(health["port"], router.port);
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(health["version"], agentfs_router::VERSION);
     assert_eq!(health["pid"], std::process::id());
     assert_eq!(health["routes"], 1);
     let routes = client::get(&control, "/api/routes").await.unwrap();

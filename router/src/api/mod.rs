@@ -6,7 +6,8 @@
 //! are those of [`RouteError::code`](crate::RouteError::code).
 //!
 //! Endpoints (on `agentfs.localhost` and on the control socket):
-//! - `GET /health`: `{pid, port, run_dir, routes, uptime_secs}`.
+//! - `GET /health`: `{version, pid, port, run_dir, routes, uptime_secs}`;
+//!   `version` is the router's ([`crate::VERSION`]).
 //! - `GET /api/routes[?limit=N&offset=M]`: apps, instances and listeners,
 //!   with URLs and the per-socket `in_flight` and `requests` counters;
 //!   every instance unless `limit` is given (see [`window`]). An
@@ -72,6 +73,7 @@ pub fn serve(uri: &Uri, headers: &HeaderMap, about: &About<'_>) -> Response<ResB
 
 fn health(about: &About<'_>) -> Value {
     json!({
+        "version": crate::VERSION,
         "pid": std::process::id(),
         "port": about.port,
         "run_dir": about.run_dir,
