@@ -5,6 +5,7 @@
 //! - [`watch`]: file events in the run directory, as hints of which sidecars to read again.
 //! - [`discovery`]: reads the run directory (through the contract's reader) into route tables.
 //! - [`table`]: the route table, backends, their counters and least-in-flight picking.
+//! - [`activity`]: each backend's last requests and last failure, for the dashboard.
 //! - [`host`]: what a Host header names.
 //! - [`service`]: one request: the API, an error page, or a forward.
 //! - [`proxy`]: what an instance is sent (header rewriting) and what the client gets back.
@@ -30,6 +31,7 @@
 //! its answer in time), `TOO_MANY_CONNECTIONS` (503: the connection limit).
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod affinity;
 pub mod api;
 pub mod body;
