@@ -13,7 +13,8 @@
 //! - [`upstream`]: everything toward instances: the router's own HTTP/1.1
 //!   client, the connection pool, the retry policy, upgrade tunnels.
 //! - [`body`]: response bodies on their way to the client.
-//! - [`api`]: the JSON API, status page and error pages.
+//! - [`api`]: what the router says itself: the JSON API, the dashboard and
+//!   its event stream (`/api/events`), error pages; its own layout.
 //! - [`error`]: [`RouteError`], which knows its side and status code.
 //! - [`server`]: accept loops, the connection limit.
 //! - [`limits`]: how many connections, from the descriptor limit.
@@ -175,6 +176,7 @@ impl Router {
             port: http_addrs.first().map_or(0, |a| a.port()),
             run_dir: config.run_dir.clone(),
             started: Instant::now(),
+            stopping: stop_rx.clone(),
             upstream_timeout: config.upstream_timeout,
         });
         let refusal = api::raw_error(&RouteError::Overloaded(config.max_connections));

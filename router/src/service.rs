@@ -33,6 +33,8 @@ pub struct State {
     pub port: u16,
     pub run_dir: PathBuf,
     pub started: Instant,
+    /// Turns true when the router begins to stop: event streams end then.
+    pub stopping: watch::Receiver<bool>,
     /// How long an instance may take to start its answer.
     pub upstream_timeout: Duration,
 }
@@ -56,6 +58,8 @@ pub async fn handle(
     let table = state.table.borrow().clone();
     let about = About {
         table: &table,
+        routes: &state.table,
+        stopping: &state.stopping,
         port: state.port,
         run_dir: &state.run_dir,
         started: state.started,

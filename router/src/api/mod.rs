@@ -1,4 +1,5 @@
-//! What the router says itself: the JSON API, the status page and error pages.
+//! What the router says itself: the JSON API, the dashboard, its event
+//! stream and error pages.
 //!
 //! JSON answers share one envelope:
 //! `{"status":"success","data":…}` or
@@ -13,7 +14,12 @@
 //!   every instance unless `limit` is given (see [`window`]). An
 //!   instance's `urls` list its own name first (the one to open: it always
 //!   reaches that instance), then the app's shared name.
-//! - `GET /`: the status page (HTML, or the routes as JSON when asked for JSON).
+//! - `GET /api/instances[?limit=N&offset=M]`: one entry per instance as
+//!   the dashboard shows it (see [`instances`]); every instance unless
+//!   `limit` is given.
+//! - `GET /api/events[?limit=N&offset=M]`: the same, as server-sent
+//!   events (see [`events`]); at most [`window::PAGE_LIMIT`] per event.
+//! - `GET /`: the dashboard (HTML), or the routes as JSON when asked for JSON.
 //!
 //! Pages list at most [`window::PAGE_LIMIT`] instances and say how many
 //! they left out.
@@ -21,28 +27,41 @@
 //! # Layout
 //! - [`window`]: which instances an answer lists (`limit`, `offset`, the pages' bound).
 //! - [`routes`]: the `/api/routes` JSON.
+//! - [`instances`]: the `/api/instances` JSON, which the dashboard and events show.
+//! - [`dashboard`]: the dashboard page, its script and style (`dashboard/`).
+//! - [`events`]: the event stream.
 //! - [`pages`]: error pages, the bounded app list, HTML escaping.
 
+pub mod dashboard;
+pub mod events;
+pub mod instances;
 pub mod pages;
 pub mod routes;
 pub mod window;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Response, StatusCode, Uri};
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
 use self::window::Window;
 use crate::body::ResBody;
 use crate::error::RouteError;
 use crate::table::Table;
 
-/// What the status endpoints report about the router.
+/// What the router's own answers are made from.
 #[derive(Debug)]
 pub struct About<'a> {
+    /// The route table as the request found it.
     pub table: &'a Table,
+    /// The route table from now on, for event streams.
+    pub routes: &'a watch::Receiver<Arc<Table>>,
+    /// Turns true when the router begins to stop.
+    pub stopping: &'a watch::Receiver<bool>,
     pub port: u16,
     pub run_dir: &'a Path,
     pub started: Instant,
@@ -61,14 +80,27 @@ pub fn wants_json(headers: &HeaderMap, path: &str) -> bool {
 pub fn serve(uri: &Uri, headers: &HeaderMap, about: &About<'_>) -> Response<ResBody> {
     let path = uri.path();
     let as_json = wants_json(headers, path);
+    let query = uri.query();
     let answer = match path {
         "/health" | "/api/health" => Ok(success(health(about))),
-        "/api/routes" => routes_answer(uri, about),
-        "/" if as_json => routes_answer(uri, about),
-        "/" => Ok(status_page(about)),
-        other => Err(RouteError::NotFound(other.to_owned())),
+        "/api/routes" => listing(query, about, routes::routes),
+        "/api/instances" => listing(query, about, instances::snapshot),
+        "/api/events" => events::stream(query, about),
+        "/" if as_json => listing(query, about, routes::routes),
+        "/" => dashboard::page(query, about),
+        other => dashboard::asset(other).ok_or_else(|| RouteError::NotFound(other.to_owned())),
     };
     answer.unwrap_or_else(|err| error(&err, as_json, about))
+}
+
+/// A JSON listing of the instances the query asks for (all by default).
+fn listing(
+    query: Option<&str>,
+    about: &About<'_>,
+    list: fn(&Table, u16, &Window) -> Value,
+) -> Result<Response<ResBody>, RouteError> {
+    let window = Window::from_query(query, Window::ALL)?;
+    Ok(success(list(about.table, about.port, &window)))
 }
 
 fn health(about: &About<'_>) -> Value {
@@ -80,21 +112,6 @@ fn health(about: &About<'_>) -> Value {
         "routes": about.table.backends().count(),
         "uptime_secs": about.started.elapsed().as_secs(),
     })
-}
-
-fn routes_answer(uri: &Uri, about: &About<'_>) -> Result<Response<ResBody>, RouteError> {
-    let window = Window::from_query(uri.query(), Window::ALL)?;
-    Ok(success(routes::routes(about.table, about.port, &window)))
-}
-
-fn status_page(about: &About<'_>) -> Response<ResBody> {
-    let port = about.port;
-    let body = format!(
-        "<h1>agentfs router</h1>\n<p>Listening on port {port}. API: \
-         <a href=\"/api/routes\">/api/routes</a>, <a href=\"/health\">/health</a>.</p>\n{}",
-        pages::app_list(about.table, port, &Window::PAGE)
-    );
-    pages::html(StatusCode::OK, "agentfs", &body)
 }
 
 /// A success envelope.

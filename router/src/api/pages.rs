@@ -8,6 +8,7 @@ use hyper::{Response, StatusCode};
 use super::window::{self, Window, ALL_ROUTES};
 use super::{respond, ResBody};
 use crate::error::RouteError;
+use crate::host::RESERVED;
 use crate::table::Table;
 
 /// An error as a page; a 404 lists the live apps (a bounded number).
@@ -21,6 +22,8 @@ pub fn error_page(err: &RouteError, table: &Table, port: u16) -> Response<ResBod
     );
     if matches!(err, RouteError::NoRoute(_)) {
         page.push_str(&app_list(table, port, &Window::PAGE));
+        let dashboard = urls::url(&app_hostname(RESERVED), port);
+        page.push_str(&format!("<p>Every instance: {}</p>\n", link(&dashboard)));
     }
     html(status, "agentfs", &page)
 }

@@ -147,6 +147,15 @@ impl Instance {
         self.child.id()
     }
 
+    /// Rewrites the instance's sidecar to say it was started in `cwd`, as
+    /// wrap would have written it from there.
+    pub fn set_cwd(&self, cwd: &str) {
+        let path = naming::sidecar_path(&self.socket);
+        let mut car = Sidecar::parse(&std::fs::read(&path).unwrap()).unwrap();
+        car.cwd = cwd.into();
+        car.write_atomic(&path).unwrap();
+    }
+
     /// Whether the process has exited (reaping it if so).
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
