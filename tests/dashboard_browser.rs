@@ -150,7 +150,7 @@ fn the_dashboard_shows_instances_that_start_after_it_loaded_and_drops_those_that
             "add",
             "-q",
             "-b",
-            "checkout-v2",
+            "feature/Checkout",
             feature.to_str().unwrap(),
         ],
     );
@@ -170,19 +170,20 @@ fn the_dashboard_shows_instances_that_start_after_it_loaded_and_drops_those_that
     let _api = serve(&home, "api", &api);
     router.wait_instances("shop", 2);
     router.wait_instances("api", 1);
-    page.ask("listed shop/checkout-v2");
+    page.ask("listed shop/feature-checkout");
     page.ask("listed api/main");
-    let row = page.ask("text shop/checkout-v2");
-    assert!(row.contains("checkout-v2"), "{row}");
+    // Named after its branch, which its row shows as git names it.
+    let row = page.ask("text shop/feature-checkout");
+    assert!(row.contains("feature/Checkout"), "{row}");
     assert!(row.contains(&feature.display().to_string()), "{row}");
 
     for path in ["/", "/cart", "/favicon.ico"] {
         get(port, "main.shop.localhost", path);
     }
-    get(port, "checkout-v2.shop.localhost", "/");
+    get(port, "feature-checkout.shop.localhost", "/");
     get(port, "api.localhost", "/");
     page.ask("requests shop/main 3");
-    page.ask("requests shop/checkout-v2 1");
+    page.ask("requests shop/feature-checkout 1");
     page.ask("open shop/main");
     let row = page.ask("text shop/main");
     assert!(row.contains("/cart") && row.contains("404"), "{row}");
@@ -193,7 +194,7 @@ fn the_dashboard_shows_instances_that_start_after_it_loaded_and_drops_those_that
     checkout.signal(libc::SIGTERM);
     checkout.wait_exit();
     router.wait_instances("shop", 1);
-    page.ask("gone shop/checkout-v2");
+    page.ask("gone shop/feature-checkout");
     page.ask("listed shop/main");
     assert_eq!(page.ask("loads"), "1", "the page was reloaded");
 }
