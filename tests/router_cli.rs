@@ -53,6 +53,8 @@ fn background_router_lifecycle() {
         .unwrap_or_else(|| panic!("no port in {text}"));
     let answer = get(port, "agentfs.localhost", "/health");
     assert_eq!(answer.json()["data"]["port"], port);
+    // The CLI and the router it started are one build.
+    assert_eq!(answer.json()["data"]["version"], env!("CARGO_PKG_VERSION"));
 
     let second = agentfs(&home, &["router", "--foreground"]);
     assert!(!second.status.success());

@@ -18,7 +18,7 @@ BIN=${2:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_router}
 WORK=$(mktemp -d /tmp/afr-conns.XXXXXX); PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/home/run" && chmod 700 "$WORK/home" "$WORK/home/run"
-SOCK="$WORK/home/run/bench-a1.sock"
+SOCK="$WORK/home/run/bench_a1.sock"
 cat >"$WORK/backend.conf" <<CONF
 worker_processes 1; pid $WORK/backend.pid; error_log $WORK/backend.err;
 events { worker_connections 16384; }

@@ -16,11 +16,11 @@ cat >"$WORK/backend.conf" <<CONF
 worker_processes 1; pid $WORK/backend.pid; error_log $WORK/backend.err;
 events { worker_connections 4096; }
 http { access_log off; server {
-  listen unix:$WORK/after/run/bench-a1.sock; listen unix:$WORK/before/run/bench-a1.sock;
+  listen unix:$WORK/after/run/bench_a1.sock; listen unix:$WORK/before/run/bench_a1.sock;
   location / { return 200 "hello from the backend\n"; } } }
 CONF
 PATH="$PATH:/usr/sbin" nginx -c "$WORK/backend.conf" -g 'daemon off;' & PIDS+=($!)
-for _ in $(seq 200); do [ -S "$WORK/before/run/bench-a1.sock" ] && break; sleep 0.05; done
+for _ in $(seq 200); do [ -S "$WORK/before/run/bench_a1.sock" ] && break; sleep 0.05; done
 declare -A PID PORT
 for name in after before; do
   bin=$AFTER; [ "$name" = before ] && bin=$BEFORE

@@ -47,12 +47,12 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 HOME_DIR="$WORK/home"
 RUN="$HOME_DIR/run"
 mkdir -p "$RUN" && chmod 700 "$HOME_DIR" "$RUN"
-SOCK="$RUN/bench-a1.sock"
+SOCK="$RUN/bench_a1.sock"
 BEFORE=${BEFORE_ROUTER:-}
 HOME_B="$WORK/home-before"
 RUN_B="$HOME_B/run"
 mkdir -p "$RUN_B" && chmod 700 "$HOME_B" "$RUN_B"
-SOCK_B="$RUN_B/bench-a1.sock"
+SOCK_B="$RUN_B/bench_a1.sock"
 PROXIES=${PROXIES:-router haproxy nginx caddy}
 [ -n "$BEFORE" ] && PROXIES="before $PROXIES"
 

@@ -3,6 +3,7 @@
 //! Everything that crosses a process boundary is defined here, once:
 //!
 //! - [`env`]: the `AGENTFS_*` environment variables the launcher sets and the shim reads.
+//! - [`git`]: what the git work tree an instance was started in has checked out.
 //! - [`layout`]: the home and run directories, and the ownership checks on them.
 //! - [`naming`]: DNS-label names, socket file names and the `sun_path` limit.
 //! - [`urls`]: the host names and URLs a sidecar is reached at.
@@ -17,6 +18,7 @@
 
 pub mod accepting;
 pub mod env;
+pub mod git;
 pub mod layout;
 pub mod liveness;
 pub mod naming;

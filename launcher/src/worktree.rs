@@ -3,18 +3,13 @@
 //!
 //! So every service started from one work tree without `--instance` lands in
 //! one instance, one stack, and each worktree of a repository gets its own
-//! (git checks a branch out in one work tree at a time). Read from the files
-//! git keeps (`.git/HEAD`, or the `gitdir:` a linked worktree's `.git` file
-//! names), so no `git` program is needed.
+//! (git checks a branch out in one work tree at a time). The checkout is
+//! read by the contract's [`git`] reader, which needs no `git` program.
 
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use agentfs_contract::git::{self, Checkout};
 use agentfs_contract::naming;
-
-/// A `HEAD` or `.git` file is a line; anything longer is not git's.
-const MAX_GIT_FILE: u64 = 4096;
 
 /// Where an instance id came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,11 +22,10 @@ pub enum Origin {
 
 /// The default instance id for `dir` when it is inside a git work tree.
 pub fn default_instance(dir: &Path) -> Option<(String, Origin)> {
-    let (git_dir, work_tree) = find_git_dir(dir)?;
-    let head = read_small(&git_dir.join("HEAD"))?;
-    let origin = match head.trim().strip_prefix("ref: refs/heads/") {
-        Some(branch) => Origin::Branch(branch.to_owned()),
-        None => Origin::WorkTree(work_tree),
+    let head = git::head(dir)?;
+    let origin = match head.checkout {
+        Checkout::Branch(branch) => Origin::Branch(branch),
+        Checkout::Detached(_) => Origin::WorkTree(head.work_tree),
     };
     let raw = match &origin {
         Origin::Branch(branch) => branch.clone(),
@@ -40,33 +34,10 @@ pub fn default_instance(dir: &Path) -> Option<(String, Origin)> {
     Some((naming::sanitize_label(&raw)?, origin))
 }
 
-/// The git directory of the work tree `dir` is in, and the work tree's root.
-fn find_git_dir(dir: &Path) -> Option<(PathBuf, PathBuf)> {
-    dir.ancestors().find_map(|root| {
-        let dot_git = root.join(".git");
-        let meta = fs::metadata(&dot_git).ok()?;
-        if meta.is_dir() {
-            return Some((dot_git, root.to_owned()));
-        }
-        // A linked worktree (or a submodule): `gitdir: PATH`.
-        let pointer = read_small(&dot_git)?;
-        let target = pointer.trim().strip_prefix("gitdir:")?.trim();
-        Some((root.join(target), root.to_owned()))
-    })
-}
-
-fn read_small(path: &Path) -> Option<String> {
-    let mut text = String::new();
-    fs::File::open(path)
-        .ok()?
-        .take(MAX_GIT_FILE)
-        .read_to_string(&mut text)
-        .ok()?;
-    Some(text)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]

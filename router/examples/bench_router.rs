@@ -2,7 +2,7 @@
 //! backend as app `bench`, instance `a1`, on 127.0.0.1:PORT.
 //!
 //! `cargo run --release -p agentfs-router --example bench_router -- HOME PORT`
-//! expects `HOME/run/bench-a1.sock` to be listening already; it takes the
+//! expects `HOME/run/bench_a1.sock` to be listening already; it takes the
 //! socket's lock and writes its sidecar, as the shim would, then serves until killed.
 
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! What goes back to the client: an instance's answer body (streamed frame by
-//! frame, never buffered whole; see [`answer`](crate::upstream::answer)), or
-//! a page the router wrote itself.
+//! frame, never buffered whole; see [`answer`](crate::upstream::answer)), a
+//! page the router wrote itself, or its event stream.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -18,6 +18,9 @@ pub enum ResBody {
     Stream(Streaming),
     /// Bytes already at hand: a page, or a small answer read whole.
     Whole(Option<Bytes>),
+    /// Bytes a task of the router sends as it makes them (the event
+    /// stream, see [`events`](crate::api::events)); ends when it stops.
+    Feed(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
 impl ResBody {
@@ -51,6 +54,7 @@ impl Body for ResBody {
         match self.get_mut() {
             ResBody::Stream(body) => Pin::new(body).poll_frame(cx),
             ResBody::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResBody::Feed(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -58,6 +62,7 @@ impl Body for ResBody {
         match self {
             ResBody::Stream(body) => body.is_end_stream(),
             ResBody::Whole(bytes) => bytes.is_none(),
+            ResBody::Feed(_) => false,
         }
     }
 
@@ -67,6 +72,7 @@ impl Body for ResBody {
             ResBody::Whole(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
+            ResBody::Feed(_) => SizeHint::default(),
         }
     }
 }

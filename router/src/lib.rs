@@ -5,6 +5,7 @@
 //! - [`watch`]: file events in the run directory, as hints of which sidecars to read again.
 //! - [`discovery`]: reads the run directory (through the contract's reader) into route tables.
 //! - [`table`]: the route table, backends, their counters and least-in-flight picking.
+//! - [`activity`]: each backend's last requests and last failure, for the dashboard.
 //! - [`host`]: what a Host header names.
 //! - [`service`]: one request: the API, an error page, or a forward.
 //! - [`proxy`]: what an instance is sent (header rewriting) and what the client gets back.
@@ -12,7 +13,8 @@
 //! - [`upstream`]: everything toward instances: the router's own HTTP/1.1
 //!   client, the connection pool, the retry policy, upgrade tunnels.
 //! - [`body`]: response bodies on their way to the client.
-//! - [`api`]: the JSON API, status page and error pages.
+//! - [`api`]: what the router says itself: the JSON API, the dashboard and
+//!   its event stream (`/api/events`), error pages; its own layout.
 //! - [`error`]: [`RouteError`], which knows its side and status code.
 //! - [`server`]: accept loops, the connection limit.
 //! - [`limits`]: how many connections, from the descriptor limit.
@@ -30,6 +32,7 @@
 //! its answer in time), `TOO_MANY_CONNECTIONS` (503: the connection limit).
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod affinity;
 pub mod api;
 pub mod body;
@@ -59,6 +62,10 @@ use tokio_util::task::TaskTracker;
 
 pub use error::{RouteError, Side};
 pub use table::Table;
+
+/// The router's version (the workspace's, so the CLI's too), as `/health`
+/// reports it: `agentfs` can tell a router of another build.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How long requests in progress get to finish when the router stops.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -169,6 +176,7 @@ impl Router {
             port: http_addrs.first().map_or(0, |a| a.port()),
             run_dir: config.run_dir.clone(),
             started: Instant::now(),
+            stopping: stop_rx.clone(),
             upstream_timeout: config.upstream_timeout,
         });
         let refusal = api::raw_error(&RouteError::Overloaded(config.max_connections));

@@ -33,6 +33,8 @@ pub struct State {
     pub port: u16,
     pub run_dir: PathBuf,
     pub started: Instant,
+    /// Turns true when the router begins to stop: event streams end then.
+    pub stopping: watch::Receiver<bool>,
     /// How long an instance may take to start its answer.
     pub upstream_timeout: Duration,
 }
@@ -56,12 +58,14 @@ pub async fn handle(
     let table = state.table.borrow().clone();
     let about = About {
         table: &table,
+        routes: &state.table,
+        stopping: &state.stopping,
         port: state.port,
         run_dir: &state.run_dir,
         started: state.started,
     };
     let client = match &peer {
-        Peer::Control => return Ok(api::serve(req.uri().path(), req.headers(), &about)),
+        Peer::Control => return Ok(api::serve(req.uri(), req.headers(), &about)),
         Peer::Http(client) => client,
     };
     let as_json = api::wants_json(req.headers(), req.uri().path());
@@ -103,7 +107,7 @@ async fn route(
     let target = host::classify(&authority, &state.own);
     let sticky = matches!(target, Target::App { .. });
     let candidates = match &target {
-        Target::Router => return Ok(api::serve(req.uri().path(), req.headers(), about)),
+        Target::Router => return Ok(api::serve(req.uri(), req.headers(), about)),
         Target::Foreign(name) => return Err(RouteError::Misdirected(name.clone())),
         Target::Unknown(name) => return Err(RouteError::NoRoute(name.clone())),
         _ => table

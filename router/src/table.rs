@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use agentfs_contract::sidecar::{Kind, Sidecar};
 use hyper::header::HeaderValue;
 
+use crate::activity::Activity;
 use crate::affinity;
 use crate::host::Target;
 use crate::upstream::pool::Pool;
@@ -30,6 +31,11 @@ pub struct Backend {
     pub pool: Pool,
     /// The `Set-Cookie` value that keeps a client on this instance, made once.
     pub cookie: Option<HeaderValue>,
+    /// Its last requests and failure, for the dashboard.
+    pub activity: Activity,
+    /// The git branch (or a detached HEAD's short commit) of the sidecar's
+    /// `cwd`, read once when the backend is made, not per request.
+    pub checkout: Option<String>,
     in_flight: AtomicUsize,
     requests: AtomicU64,
     /// Milliseconds since [`epoch`] until which this backend counts as down.
@@ -46,11 +52,15 @@ fn now_ms() -> u64 {
 }
 
 impl Backend {
+    /// A backend for a live sidecar. Reads its `cwd`'s git checkout, so it
+    /// is made off the async threads (discovery reads in a blocking task).
     pub fn new(sidecar: impl Into<Arc<Sidecar>>) -> Backend {
         let sidecar = sidecar.into();
         Backend {
             pool: Pool::new(sidecar.socket.clone()),
             cookie: affinity::set_cookie(&sidecar.instance),
+            activity: Activity::default(),
+            checkout: checkout(&sidecar.cwd),
             sidecar,
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
@@ -87,9 +97,26 @@ impl Backend {
     }
 }
 
+/// The git checkout of a directory, as the dashboard shows it. A relative
+/// `cwd` (never written by agentfs) would be read from the router's own
+/// directory: nothing.
+fn checkout(cwd: &str) -> Option<String> {
+    let dir = std::path::Path::new(cwd);
+    if !dir.is_absolute() {
+        return None;
+    }
+    agentfs_contract::git::head(dir).map(|head| head.checkout.short().to_owned())
+}
+
 /// A request in flight on a backend; dropping it ends the request.
 #[derive(Debug)]
 pub struct InFlight(Arc<Backend>);
+
+impl InFlight {
+    pub fn backend(&self) -> &Backend {
+        &self.0
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -44,7 +44,7 @@ async fn routes_list_urls_and_live_counters() {
     for host in ["agentfs.localhost", "localhost", "127.0.0.1", "[::1]"] {
         let page = client.get(host, "/").await.unwrap();
         assert_eq!(page.status, 200, "{host}");
-        assert!(page.text().contains("agentfs router"), "{host}");
+        assert!(page.text().contains("<table id=\"instances\">"), "{host}");
     }
     router.stop().await;
 }
@@ -60,6 +60,8 @@ async fn the_control_socket_serves_the_api_privately() {
 
     let health = client::get(&control, "/health").await.unwrap();
     assert_eq!(health["port"], router.port);
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(health["version"], agentfs_router::VERSION);
     assert_eq!(health["pid"], std::process::id());
     assert_eq!(health["routes"], 1);
     let routes = client::get(&control, "/api/routes").await.unwrap();

@@ -109,8 +109,12 @@ impl Streaming {
         }
     }
 
-    /// A failed body closes its connection.
+    /// A failed body closes its connection, and is the instance's failure.
     fn fail(&mut self, err: BoxError) -> BoxError {
+        if let Some(guard) = &self.guard {
+            let message = format!("failed while answering: {err}");
+            guard.backend().activity.failed(&message);
+        }
         self.conn = None;
         self.guard = None;
         err

@@ -85,6 +85,14 @@ pub enum Reply {
     },
 }
 
+impl Reply {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Reply::Answer { head, .. } | Reply::Switched { head, .. } => head.status,
+        }
+    }
+}
+
 /// Why an attempt failed.
 #[derive(Debug)]
 pub enum Failure {

@@ -17,8 +17,9 @@
 //!   tried again.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use hyper::StatusCode;
 use tokio::sync::Notify;
 
 use super::exchange::{self, Failure, Outgoing, Reply};
@@ -80,11 +81,14 @@ impl Route<'_> {
 }
 
 /// Carries `out` to one of the route's instances, trying again as described
-/// above. Returns the reply and the instance that gave it.
+/// above. Returns the reply and the instance that gave it. The request is
+/// recorded at the instance that answered it or whose failure ended it, and
+/// every failure at the instance it happened at (see [`activity`](crate::activity)).
 pub async fn carry(
     route: &Route<'_>,
     out: &mut Outgoing,
 ) -> Result<(Reply, Arc<Backend>), RouteError> {
+    let started = Instant::now();
     // A failed instance is not tried again, so with one candidate there is
     // nothing to replay on.
     let replayable = out.may_repeat() && route.candidates.len() > 1;
@@ -99,9 +103,15 @@ pub async fn carry(
         let failure = match exchange::attempt(&backend, out, guard, route.timeout, whole_up_to)
             .await
         {
-            Ok(reply) => return Ok((reply, backend)),
+            Ok(reply) => {
+                ended(&backend, out, reply.status(), started);
+                return Ok((reply, backend));
+            }
             Err(Failure::Connect(err)) => {
                 tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "connect failed");
+                backend
+                    .activity
+                    .failed(&format!("could not connect: {err}"));
                 route.refused(&backend);
                 tried.push(backend);
                 continue;
@@ -110,21 +120,35 @@ pub async fn carry(
                 backend.pool.clear();
                 continue;
             }
-            Err(Failure::Client(err)) => return Err(RouteError::BadBody(err)),
+            Err(Failure::Client(err)) => {
+                let err = RouteError::BadBody(err);
+                ended(&backend, out, err.status(), started);
+                return Err(err);
+            }
             Err(Failure::Timeout) => {
                 let name = format!(
                     "instance {} of {}",
                     backend.sidecar.instance, backend.sidecar.app
                 );
-                return Err(RouteError::UpstreamTimeout(name, route.timeout));
+                let err = RouteError::UpstreamTimeout(name, route.timeout);
+                backend.activity.failed(&err.to_string());
+                ended(&backend, out, err.status(), started);
+                return Err(err);
             }
             Err(Failure::Failed(err)) => err,
         };
         last = route.failed(&backend, failure);
-        tried.push(backend);
+        backend.activity.failed(&last.to_string());
         if !replayable {
+            ended(&backend, out, last.status(), started);
             return Err(last);
         }
+        tried.push(backend);
     }
     Err(last)
+}
+
+/// Records how a request ended at `backend`.
+fn ended(backend: &Backend, out: &Outgoing, status: StatusCode, started: Instant) {
+    backend.activity.record(&out.head, status.as_u16(), started);
 }

@@ -129,23 +129,10 @@ impl Instance {
             .spawn()
             .expect("python3 runs the backend fixture");
         wait_ready(&mut child);
-        let car = Sidecar {
-            version: VERSION,
-            kind,
-            app: app.into(),
-            instance: instance.into(),
-            pid: child.id(),
-            socket: socket.clone(),
-            address: "127.0.0.1".into(),
-            port,
-            primary,
-            listening: true,
-            hostname: naming::instance_hostname(app, instance),
-            argv: vec!["python3".into(), "backend.py".into()],
-            cwd: "/".into(),
-            started_at: now_rfc3339(),
-            target: (kind == Kind::Bridge).then(|| format!("127.0.0.1:{port}")),
-        };
+        let mut car = sidecar(app, instance, &socket, port, child.id());
+        car.primary = primary;
+        car.kind = kind;
+        car.target = (kind == Kind::Bridge).then(|| format!("127.0.0.1:{port}"));
         car.write_atomic(&naming::sidecar_path(&socket)).unwrap();
         Instance {
             child,
@@ -158,6 +145,15 @@ impl Instance {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Rewrites the instance's sidecar to say it was started in `cwd`, as
+    /// wrap would have written it from there.
+    pub fn set_cwd(&self, cwd: &str) {
+        let path = naming::sidecar_path(&self.socket);
+        let mut car = Sidecar::parse(&std::fs::read(&path).unwrap()).unwrap();
+        car.cwd = cwd.into();
+        car.write_atomic(&path).unwrap();
     }
 
     /// Whether the process has exited (reaping it if so).
@@ -192,6 +188,28 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The sidecar of a live primary listener of a shim-made instance, as
+/// the shim writes it.
+pub fn sidecar(app: &str, instance: &str, socket: &Path, port: u16, pid: u32) -> Sidecar {
+    Sidecar {
+        version: VERSION,
+        kind: Kind::Shim,
+        app: app.into(),
+        instance: instance.into(),
+        pid,
+        socket: socket.to_owned(),
+        address: "127.0.0.1".into(),
+        port,
+        primary: true,
+        listening: true,
+        hostname: naming::instance_hostname(app, instance),
+        argv: vec!["test-instance".into()],
+        cwd: "/".into(),
+        started_at: now_rfc3339(),
+        target: None,
     }
 }
 
@@ -348,5 +366,35 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         );
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Many live instances of one app held by this test process (a lock, a
+/// listening socket and a sidecar each, as the shim makes them), for tests
+/// about scale: no process per instance. Nothing answers on the sockets.
+pub struct Held {
+    _held: Vec<(std::os::fd::OwnedFd, std::os::unix::net::UnixListener)>,
+}
+
+impl Held {
+    /// Instances `i0`..`i{n-1}` of `app`.
+    pub fn instances(home: &Home, app: &str, n: usize) -> Held {
+        // Two descriptors each: raise the soft limit as the router would.
+        agentfs_router::limits::connection_limit();
+        let run_dir = home.run_dir();
+        let mut held = Vec::with_capacity(n);
+        for i in 0..n {
+            let instance = format!("i{i}");
+            let socket = naming::socket_path(&run_dir, app, &instance, None).unwrap();
+            let lock = agentfs_contract::liveness::try_acquire(&naming::lock_path(&socket))
+                .unwrap()
+                .expect("a fresh lock is free");
+            let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+            sidecar(app, &instance, &socket, 3000, std::process::id())
+                .write_atomic(&naming::sidecar_path(&socket))
+                .unwrap();
+            held.push((lock, listener));
+        }
+        Held { _held: held }
     }
 }
