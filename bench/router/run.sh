@@ -53,6 +53,9 @@ HOME_B="$WORK/home-before"
 RUN_B="$HOME_B/run"
 mkdir -p "$RUN_B" && chmod 700 "$HOME_B" "$RUN_B"
 SOCK_B="$RUN_B/bench_a1.sock"
+# Builds before the socket names used `_` named it bench-a1.sock: the
+# backend listens under both names there, so any build can be "before".
+SOCK_B_OLD="$RUN_B/bench-a1.sock"
 PROXIES=${PROXIES:-router haproxy nginx caddy}
 [ -n "$BEFORE" ] && PROXIES="before $PROXIES"
 
@@ -67,6 +70,7 @@ http {
   server {
     listen unix:$SOCK;
     listen unix:$SOCK_B;
+    listen unix:$SOCK_B_OLD;
     location / { return 200 "hello from the backend\n"; }
   }
 }
