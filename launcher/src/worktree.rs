@@ -40,42 +40,34 @@ mod tests {
 
     use super::*;
 
+    /// How the checkout is found (branches, linked worktrees, detached
+    /// heads) is the contract's git reader's, tested there; here, what
+    /// becomes of it.
     #[test]
-    fn branches_worktrees_and_detached_heads() {
+    fn a_branch_becomes_a_label_and_a_detached_head_the_directory_name() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("shop");
-        let sub = repo.join("packages/web");
-        fs::create_dir_all(repo.join(".git/worktrees/login")).unwrap();
-        fs::create_dir_all(&sub).unwrap();
+        let repo = tmp.path().join("Shop_Login");
+        fs::create_dir_all(repo.join(".git")).unwrap();
         fs::write(
             repo.join(".git/HEAD"),
             "ref: refs/heads/feature/Login_Page\n",
         )
         .unwrap();
         assert_eq!(
-            default_instance(&sub),
+            default_instance(&repo),
             Some((
                 "feature-login-page".into(),
                 Origin::Branch("feature/Login_Page".into())
             ))
         );
-        // A linked worktree elsewhere, on a detached HEAD.
-        let linked = tmp.path().join("shop-login");
-        fs::create_dir_all(&linked).unwrap();
-        let git_dir = repo.join(".git/worktrees/login");
         fs::write(
-            linked.join(".git"),
-            format!("gitdir: {}\n", git_dir.display()),
-        )
-        .unwrap();
-        fs::write(
-            git_dir.join("HEAD"),
+            repo.join(".git/HEAD"),
             "0123456789abcdef0123456789abcdef01234567\n",
         )
         .unwrap();
         assert_eq!(
-            default_instance(&linked),
-            Some(("shop-login".into(), Origin::WorkTree(linked.clone())))
+            default_instance(&repo),
+            Some(("shop-login".into(), Origin::WorkTree(repo.clone())))
         );
         assert_eq!(default_instance(tmp.path()), None);
     }
