@@ -325,7 +325,7 @@ pub(crate) mod tests {
 
     #[test]
     fn round_trips_and_names_fields_as_documented() {
-        let car = sample("/r/web-a1.sock".into());
+        let car = sample("/r/web_a1.sock".into());
         let json = car.to_json();
         for field in FIELDS {
             assert!(
@@ -341,7 +341,7 @@ pub(crate) mod tests {
     #[test]
     fn a_sidecar_without_the_listening_field_counts_as_listening() {
         let mut value: serde_json::Value =
-            serde_json::from_str(&sample("/r/web-a1.sock".into()).to_json()).unwrap();
+            serde_json::from_str(&sample("/r/web_a1.sock".into()).to_json()).unwrap();
         value.as_object_mut().unwrap().remove("listening");
         assert!(
             Sidecar::parse(value.to_string().as_bytes())
@@ -385,9 +385,9 @@ pub(crate) mod tests {
     fn read_checked_wants_a_real_socket_in_the_run_dir() {
         let dir_tmp = tempfile::tempdir().unwrap();
         let dir = dir_tmp.path();
-        let sock_path = dir.join("web-a1.sock");
+        let sock_path = dir.join("web_a1.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
-        let car_path = dir.join("web-a1.json");
+        let car_path = dir.join("web_a1.json");
         sample(sock_path.clone()).write_atomic(&car_path).unwrap();
         assert_eq!(read_checked(&car_path, dir).unwrap().socket, sock_path);
 
