@@ -62,8 +62,11 @@ fn output_is_passed_on_unchanged_and_kept_in_a_private_log() {
     let path = log_path(&home, "web", "a");
     let kept = std::fs::read(&path).unwrap();
     let text = String::from_utf8_lossy(&kept);
+    // Each stream's lines as the app wrote them; the two streams are copied
+    // by two threads, so their lines may interleave in the log.
     for part in [
-        "stdout tty=False size=none\n\x1b[31malways\x1b[0m\n",
+        "stdout tty=False size=none\n",
+        "\x1b[31malways\x1b[0m\n",
         "stderr tty=False\n",
     ] {
         assert!(text.contains(part), "{text:?}");
