@@ -2,12 +2,16 @@
 //!
 //! A live owner (its lock held) is not enough: a server can close one of its
 //! listeners and live on (nginx reloaded with one `listen` removed), and then
-//! connects to that socket are refused. Linux lists every listening Unix
-//! socket with its path in `/proc/net/unix` (flag `__SO_ACCEPTCON`), read
-//! once per [`Accepting::snapshot`] without touching the sockets. Elsewhere
-//! (macOS) a connect is the only way to ask, so each [`Accepting::accepts`]
-//! connects and closes at once; an HTTP server sees a connection that ends
-//! before any request, which servers treat as nothing.
+//! connects to that socket are refused. Nor is a free lock proof that a
+//! socket is dead: a server handed its listener across `exec` lost its
+//! close-on-exec lock until it takes it again, and a user may remove a lock
+//! file. Linux lists every listening Unix socket with its path in
+//! `/proc/net/unix` (flag `__SO_ACCEPTCON`), read once per
+//! [`Accepting::snapshot`] without touching the sockets; that list holds the
+//! sockets of the reader's network namespace only. Elsewhere (macOS), and
+//! for a socket the list does not show, a connect is the only way to ask
+//! ([`accepts_now`]); an HTTP server sees a connection that ends before any
+//! request, which servers treat as nothing.
 
 use std::path::Path;
 
@@ -63,9 +67,67 @@ impl Accepting {
         }
         #[cfg(not(target_os = "linux"))]
         {
-            !self.probe || std::os::unix::net::UnixStream::connect(path).is_ok()
+            !self.probe || accepts_now(path)
         }
     }
+
+    /// Whether the socket at `path` accepts, asked as surely as can be: from
+    /// the snapshot when it lists the socket, else by connecting. For a
+    /// socket whose lock is free, where a wrong "no" would remove a live
+    /// socket, and which is rare enough to be worth a connect.
+    pub fn accepts_surely(&self, path: &Path) -> bool {
+        #[cfg(target_os = "linux")]
+        if self
+            .listening
+            .as_ref()
+            .is_some_and(|paths| paths.contains(path.as_os_str().as_encoded_bytes()))
+        {
+            return true;
+        }
+        accepts_now(path)
+    }
+}
+
+/// Whether a connect to the Unix socket at `path` succeeds now. It never
+/// blocks: a listener whose backlog is full (Linux answers `EAGAIN`) is
+/// alive and counts as accepting. The connection is closed at once.
+pub fn accepts_now(path: &Path) -> bool {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain old data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return false;
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: plain socket creation; the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fd was just created and nothing else owns it.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: fcntl on our own descriptor.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: addr is a valid sockaddr_un of `len` bytes.
+    let ret = unsafe { libc::connect(socket.as_raw_fd(), (&raw const addr).cast(), len) };
+    if ret == 0 {
+        return true;
+    }
+    matches!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EAGAIN | libc::EINPROGRESS)
+    )
 }
 
 /// The paths of listening sockets in a `/proc/net/unix` table:
@@ -104,6 +166,24 @@ mod tests {
         assert!(paths.contains(&b"/r/web_a.sock"[..]));
         assert!(paths.contains(&b"/r/with space.sock"[..]));
         assert_eq!(paths.len(), 2);
+    }
+
+    #[test]
+    fn a_connect_tells_a_listening_socket_from_a_dead_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let listening = dir.path().join("l.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&listening).unwrap();
+        assert!(accepts_now(&listening));
+        assert!(Accepting::assumed().accepts_surely(&listening));
+        drop(listener);
+        assert!(
+            !accepts_now(&listening),
+            "a socket file nobody holds refuses"
+        );
+        assert!(!accepts_now(&dir.path().join("missing.sock")));
+        let bound = dir.path().join("b.sock");
+        let _sock = std::os::unix::net::UnixDatagram::bind(&bound).unwrap();
+        assert!(!accepts_now(&bound));
     }
 
     #[test]

@@ -5,8 +5,16 @@
 //! `flock` locks belong to the open file description, so forked children
 //! (prefork servers) share it: the lock is held while any of them lives, and
 //! the kernel drops it when the last one dies, however it dies. Anyone can
-//! then ask [`lock_state`]; whoever wins [`try_acquire`] on a free lock may
-//! remove the stale files.
+//! then ask [`lock_state`].
+//!
+//! A free lock is not enough to call a socket stale: the descriptor is
+//! close-on-exec, so a server handed its listener across `exec` holds the
+//! socket without the lock until its shim takes the lock again, and a user
+//! may remove a lock file by hand. An entry is stale only when its lock is
+//! free **and** its socket refuses a connection ([`remove_if_stale`]); a
+//! socket that accepts is never removed. Its owner, leaving, removes its own
+//! files when nobody else holds the lock ([`remove_own`]): its descriptors
+//! are still open then, so asking the socket would tell it nothing.
 //!
 //! A lock file that belongs to another user is never trusted: it is neither
 //! held nor free ([`LockState::Foreign`]), nothing it guards is removed, and
@@ -133,10 +141,26 @@ pub fn socket_is_live(socket: &Path) -> bool {
     is_held(&naming::lock_path(socket))
 }
 
-/// Removes a socket, its sidecar and its lock if their owner is gone.
-/// Returns whether they were stale (and so removed); a live socket is never
-/// touched, and neither is anything guarded by another user's lock file.
+/// Removes a socket, its sidecar and its lock if their owner is gone: the
+/// lock is free and the socket refuses a connection. Returns whether they
+/// were stale (and so removed); a socket that accepts is never touched, and
+/// neither is anything guarded by another user's lock file.
 pub fn remove_if_stale(socket: &Path) -> io::Result<bool> {
+    let lock = naming::lock_path(socket);
+    let Some(_held) = try_acquire(&lock)? else {
+        return Ok(false);
+    };
+    if crate::accepting::accepts_now(socket) {
+        return Ok(false);
+    }
+    remove_entry_files(socket);
+    Ok(true)
+}
+
+/// For the owner of `socket`, leaving (after closing its own lock
+/// descriptor): removes the socket's files unless another process holds the
+/// lock (a prefork child that serves on). Returns whether it did.
+pub fn remove_own(socket: &Path) -> io::Result<bool> {
     let lock = naming::lock_path(socket);
     let Some(_held) = try_acquire(&lock)? else {
         return Ok(false);
@@ -147,12 +171,15 @@ pub fn remove_if_stale(socket: &Path) -> io::Result<bool> {
 
 /// Whether the entry a sidecar describes is live. A manual route
 /// ([`Kind::Manual`]) has no owner process and no lock: it is live while its
-/// socket exists as a socket. Everything else is live while its lock is held.
+/// socket exists as a socket. Everything else is live while its lock is
+/// held or its socket accepts.
 pub fn entry_is_live(car: &Sidecar) -> bool {
     match car.kind {
         Kind::Manual => fs::symlink_metadata(&car.socket)
             .is_ok_and(|m| m.file_type().is_socket() && m.uid() == current_uid()),
-        Kind::Shim | Kind::Bridge => socket_is_live(&car.socket),
+        Kind::Shim | Kind::Bridge => {
+            socket_is_live(&car.socket) || crate::accepting::accepts_now(&car.socket)
+        }
     }
 }
 
@@ -245,6 +272,23 @@ mod tests {
         }
         assert!(remove_if_stale(&socket).unwrap());
         assert!(!socket.exists() && !lock.exists());
+    }
+
+    #[test]
+    fn a_socket_that_accepts_is_never_stale_whatever_its_lock_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("a.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        // Free lock, then no lock file at all: the socket still accepts.
+        drop(try_acquire(&naming::lock_path(&socket)).unwrap());
+        assert!(!remove_if_stale(&socket).unwrap());
+        fs::remove_file(naming::lock_path(&socket)).unwrap();
+        assert!(!remove_if_stale(&socket).unwrap());
+        assert!(socket.exists());
+        // Its owner, leaving, removes its own files while its socket is open.
+        assert!(remove_own(&socket).unwrap());
+        assert!(!socket.exists());
+        drop(listener);
     }
 
     fn manual(socket: &Path) -> Sidecar {

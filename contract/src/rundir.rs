@@ -28,14 +28,16 @@ use crate::sidecar::{self, Kind, Rejected, Sidecar};
 /// What an entry's owner is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
-    /// Its owner lives and its socket accepts connections: routable.
+    /// Its owner lives (its lock is held, or its socket accepts whatever
+    /// its lock says) and its sidecar says it listens: routable.
     Live,
     /// Bound, and not listening yet.
     Bound,
     /// Its owner lives, but its socket no longer accepts connections (the
     /// owner closed that listener): not routable, and removed.
     Closed,
-    /// Its owner is gone: its files may be removed.
+    /// Its owner is gone: its lock is free and its socket refuses
+    /// connections. Its files may be removed.
     Stale,
 }
 
@@ -313,7 +315,7 @@ fn judge(path: &Path, car: Arc<Sidecar>, accepting: &Accepting) -> Result<Entry,
             Err(other) => Err(Arc::new(other)),
         };
     }
-    let owner_lives = match liveness::lock_state(&naming::lock_path(&car.socket)) {
+    let lock_held = match liveness::lock_state(&naming::lock_path(&car.socket)) {
         LockState::Held => true,
         LockState::Free | LockState::Missing => false,
         LockState::Foreign(uid) => return Err(Arc::new(Rejected::ForeignLock(uid))),
@@ -322,7 +324,7 @@ fn judge(path: &Path, car: Arc<Sidecar>, accepting: &Accepting) -> Result<Entry,
         Ok(()) => {}
         // Gone: what is left of it is stale, or closed while its owner lives.
         Err(Rejected::NotASocket(_)) if fs::symlink_metadata(&car.socket).is_err() => {
-            return entry(if owner_lives {
+            return entry(if lock_held {
                 State::Closed
             } else {
                 State::Stale
@@ -330,6 +332,9 @@ fn judge(path: &Path, car: Arc<Sidecar>, accepting: &Accepting) -> Result<Entry,
         }
         Err(other) => return Err(Arc::new(other)),
     }
+    // A free lock with a socket that accepts: a server that took its
+    // listener across exec, or a lock file removed by hand. Never stale.
+    let owner_lives = lock_held || accepting.accepts_surely(&car.socket);
     let state = if !owner_lives {
         State::Stale
     } else if !car.listening {

@@ -57,9 +57,11 @@ fn states(scan: &Scan) -> Vec<(String, State)> {
 fn every_entry_gets_its_owners_state() {
     let (_tmp, dir) = run_dir();
     let _live = entry(&dir, "web", "a", 3000, true, Socket::Listening);
-    let _stale = entry(&dir, "web", "b", 3000, false, Socket::Listening);
+    let _stale = entry(&dir, "web", "b", 3000, false, Socket::Dead);
     let _closed = entry(&dir, "web", "c", 3000, true, Socket::Dead);
     let _bound = entry(&dir, "web", "d", 3000, true, Socket::Listening);
+    // Lock free, socket accepting: a server that took its listener across exec.
+    let _handed_over = entry(&dir, "web", "e", 3000, false, Socket::Listening);
     let d = naming::socket_path(&dir, "web", "d", Some(3000)).unwrap();
     let mut car = sidecar::read_file_checked(&naming::sidecar_path(&d)).unwrap();
     car.listening = false;
@@ -72,9 +74,10 @@ fn every_entry_gets_its_owners_state() {
             ("web/b".into(), State::Stale),
             ("web/c".into(), State::Closed),
             ("web/d".into(), State::Bound),
+            ("web/e".into(), State::Live),
         ]
     );
-    assert_eq!(scan.live().count(), 1);
+    assert_eq!(scan.live().count(), 2);
 }
 
 #[test]
@@ -142,8 +145,9 @@ fn unchanged_sidecars_are_not_parsed_again_and_changed_ones_are() {
 fn removal_takes_stale_and_closed_entries_and_leaves_live_ones() {
     let (_tmp, dir) = run_dir();
     let _live = entry(&dir, "web", "a", 3000, true, Socket::Listening);
-    let _stale = entry(&dir, "web", "b", 3000, false, Socket::Listening);
+    let _stale = entry(&dir, "web", "b", 3000, false, Socket::Dead);
     let _closed = entry(&dir, "web", "c", 3000, true, Socket::Dead);
+    let _unlocked = entry(&dir, "web", "d", 3000, false, Socket::Listening);
     for e in &scan(&dir).unwrap().entries {
         let removed = remove(e).unwrap();
         assert_eq!(removed, e.state != State::Live, "{:?}", e.state);
@@ -160,7 +164,10 @@ fn removal_takes_stale_and_closed_entries_and_leaves_live_ones() {
             "web_a_3000.json",
             "web_a_3000.lock",
             "web_a_3000.sock",
-            "web_c_3000.lock"
+            "web_c_3000.lock",
+            "web_d_3000.json",
+            "web_d_3000.lock",
+            "web_d_3000.sock",
         ]
     );
 }
