@@ -22,7 +22,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 targets=(aarch64-apple-darwin x86_64-apple-darwin)
 slices=(arm64 x86_64)
 # Every symbol the shim interposes (shim/src/hooks/macos.rs), as Mach-O names.
-hooked=(_accept '_accept$NOCANCEL' _bind _connect '_connect$NOCANCEL' _execve
+hooked=(_accept '_accept$NOCANCEL' _bind _close '_close$NOCANCEL' _connect '_connect$NOCANCEL' _execve
     _getaddrinfo _gethostbyname _gethostbyname2 _getpeername _getsockname
     _getsockopt _listen _posix_spawn _posix_spawnp _recvfrom '_recvfrom$NOCANCEL'
     _recvmsg '_recvmsg$NOCANCEL' _setsockopt)

@@ -132,7 +132,7 @@ fn own_sidecar(config: &Config, path: &[u8]) -> Option<sidecar::Sidecar> {
     let requested = TABLE
         .lock()
         .by_path(path)
-        .filter(|l| l.creator_pid == sys::getpid())
+        .filter(|l| l.is_own())
         .map(|l| l.requested)?;
     Some(build(config, path, requested, false))
 }
@@ -142,7 +142,11 @@ fn remember_listening(path: &[u8], car: &sidecar::Sidecar) {
     let mut table = TABLE.lock();
     match table.by_path_mut(path) {
         Some(listener) => listener.seen_listening = true,
-        None => table.listeners.extend(learned),
+        None => {
+            if let Some(learned) = learned {
+                table.add(learned);
+            }
+        }
     }
 }
 
@@ -154,15 +158,11 @@ pub fn learn(path: &[u8]) -> Option<Listener> {
 
 fn learned_listener(path: &[u8], car: &sidecar::Sidecar) -> Option<Listener> {
     let ip = car.address.parse().ok()?;
-    Some(Listener {
-        path: path.to_vec(),
-        requested: SocketAddr::new(ip, car.port),
-        creator_pid: 0,
-        lock_fd: -1,
-        seen_listening: car.listening,
-        aliases: Vec::new(),
-        cleanup: None,
-    })
+    Some(Listener::learned(
+        path.to_vec(),
+        SocketAddr::new(ip, car.port),
+        car.listening,
+    ))
 }
 
 /// The port recorded in the sidecar of `socket`, if it has a valid one.

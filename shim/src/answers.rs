@@ -36,8 +36,8 @@ use crate::{announce, sys};
 
 /// One of our descriptors as the app knows it.
 struct View {
-    /// Its listener's index in the registry.
-    listener: usize,
+    /// Its listener's id in the registry.
+    listener: u32,
     /// What it asked for (for a connection, what its listening descriptor did).
     asked: SocketAddr,
     /// Its family, when this process knows it.
@@ -59,32 +59,33 @@ fn view(config: &Config, fd: RawFd) -> Result<View, Pass> {
     if !config.owns_path(&path) {
         return Err(Pass::NotOurs);
     }
-    let known = TABLE.lock().index_by_path(&path);
-    let listener = match known {
-        Some(index) => index,
-        None => {
-            let learned = announce::learn(&path).ok_or(Pass::Unknown)?;
-            let mut table = TABLE.lock();
-            match table.index_by_path(&path) {
-                Some(index) => index,
-                None => {
-                    table.listeners.push(learned);
-                    table.listeners.len() - 1
-                }
-            }
+    if let Some(view) = view_known(&path, fd) {
+        return Ok(view);
+    }
+    // Read without the table lock held: reading a file may take a while.
+    let learned = announce::learn(&path).ok_or(Pass::Unknown)?;
+    {
+        let mut table = TABLE.lock();
+        if table.by_path(&path).is_none() {
+            table.add(learned);
         }
-    };
+    }
+    view_known(&path, fd).ok_or(Pass::Unknown)
+}
+
+/// [`view`] of `fd`, bound to `path`, when the registry knows `path`.
+fn view_known(path: &[u8], fd: RawFd) -> Option<View> {
     let table = TABLE.lock();
-    let entry = &table.listeners[listener];
-    let (asked, family) = match table.accepted_family(fd, listener) {
+    let entry = table.by_path(path)?;
+    let (asked, family) = match table.accepted_family(fd, entry.id) {
         Some(family) => (entry.asked_in(family), Some(family)),
         None => match entry.alias(fd) {
             Some(asked) => (asked, Some(Family::of(&asked))),
             None => (entry.requested, None),
         },
     };
-    Ok(View {
-        listener,
+    Some(View {
+        listener: entry.id,
         asked,
         family,
     })

@@ -24,16 +24,18 @@ pub fn at_exit() {
     let Some(mut table) = TABLE.try_lock() else {
         return;
     };
-    let pid = sys::getpid();
-    for listener in table
-        .listeners
-        .iter_mut()
-        .filter(|l| l.creator_pid == pid && l.lock_fd >= 0)
-    {
+    for listener in table.listeners.iter_mut().filter(|l| l.is_own()) {
+        if listener.reservation_fd >= 0 {
+            sys::close(listener.reservation_fd);
+            listener.reservation_fd = -1;
+        }
+        if listener.lock_fd < 0 {
+            continue;
+        }
         sys::close(listener.lock_fd);
         listener.lock_fd = -1;
         let socket = std::path::Path::new(std::ffi::OsStr::from_bytes(&listener.path));
-        let _ = liveness::remove_if_stale(socket);
+        let _ = liveness::remove_own(socket);
     }
 }
 
@@ -65,21 +67,30 @@ pub fn install_signal_handlers() {
     }
 }
 
-/// Async-signal-safe: only syscalls on paths prepared in advance.
+/// Async-signal-safe: only syscalls on paths prepared in advance. A lock
+/// file that is not ours (replaced by another user) is left, and so is
+/// everything it would guard.
 extern "C" fn on_signal(signal: c_int) {
     if let Some(table) = TABLE.try_lock() {
-        // SAFETY: getpid is async-signal-safe.
-        let pid = unsafe { libc::getpid() } as u32;
+        // SAFETY: getpid and geteuid are async-signal-safe.
+        let (pid, me) = unsafe { (libc::getpid() as u32, libc::geteuid()) };
         for listener in table.listeners.iter().filter(|l| l.creator_pid == pid) {
             let Some(paths) = &listener.cleanup else {
                 continue;
             };
-            // SAFETY: close, open, flock and unlink are async-signal-safe; the
-            // paths are NUL-terminated strings allocated before the signal.
+            // SAFETY: close, open, fstat, flock and unlink are
+            // async-signal-safe; the paths are NUL-terminated strings
+            // allocated before the signal; stat is plain old data.
             unsafe {
+                if listener.reservation_fd >= 0 {
+                    libc::close(listener.reservation_fd);
+                }
                 libc::close(listener.lock_fd);
-                let lock = libc::open(paths.lock.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-                if lock >= 0 && libc::flock(lock, libc::LOCK_EX | libc::LOCK_NB) == 0 {
+                let flags = libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+                let lock = libc::open(paths.lock.as_ptr(), flags);
+                let mut stat: libc::stat = std::mem::zeroed();
+                let ours = lock >= 0 && libc::fstat(lock, &mut stat) == 0 && stat.st_uid == me;
+                if ours && libc::flock(lock, libc::LOCK_EX | libc::LOCK_NB) == 0 {
                     libc::unlink(paths.sidecar.as_ptr());
                     libc::unlink(paths.socket.as_ptr());
                     libc::unlink(paths.lock.as_ptr());

@@ -4,6 +4,13 @@
 //! `bind` builds an AF_UNIX socket at the contract path, copies over what the
 //! app already set on its socket, and puts it at the app's fd number with
 //! `dup3`, so the fd, O_NONBLOCK and FD_CLOEXEC stay as the app had them.
+//!
+//! A bind to port 0 gets a real port the kernel picks, kept reserved by a
+//! bound (never listening) TCP socket for as long as the listener lives:
+//! so the port is unique on the machine, however many processes of an
+//! instance ask for port 0 at once, and a connect to it from inside the
+//! instance finds exactly this listener. Before it binds, the process gives
+//! back what listeners it closed without our seeing it ([`crate::release`]).
 
 use std::net::SocketAddr;
 use std::os::fd::{IntoRawFd, RawFd};
@@ -17,7 +24,8 @@ use agentfs_contract::{liveness, naming};
 use crate::config::Config;
 use crate::pass::{Outcome, Pass};
 use crate::registry::{CleanupPaths, Listener, Table, TABLE};
-use crate::{announce, cleanup, config, sys};
+use crate::sockaddr::Family;
+use crate::{announce, cleanup, config, release, sys};
 
 /// Converts `fd`, which the app is binding to `requested`.
 pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
@@ -29,11 +37,19 @@ pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
     if sys::unix_socket_path(fd).is_some_and(|path| config.owns_path(&path)) {
         return Outcome::Failed(libc::EINVAL);
     }
+    release::sweep();
     let mut table = TABLE.lock();
     table.forget_descriptor(fd);
     let mut requested = requested;
+    let mut reservation = -1;
     if requested.port() == 0 {
-        requested.set_port(table.fake_port());
+        match sys::reserve_port(Family::of(&requested)) {
+            Ok((fd, port)) => {
+                requested.set_port(port);
+                reservation = fd;
+            }
+            Err(e) => return Outcome::Failed(e.raw_os_error().unwrap_or(libc::EADDRINUSE)),
+        }
     }
     match join_existing(&mut table, fd, requested) {
         Some(Ok(Joined::Shared)) => return Outcome::Done,
@@ -45,25 +61,38 @@ pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
         Some(Err(errno)) => return Outcome::Failed(errno),
         None => {}
     }
-    let (path, lock_fd) = match claim_path(config, &table, requested.port()) {
-        Ok(claimed) => claimed,
-        Err(errno) => return Outcome::Failed(errno),
+    let made = claim_path(config, &table, requested.port()).and_then(|(path, lock_fd)| {
+        let path_bytes = path.as_os_str().as_encoded_bytes().to_vec();
+        match replace_with_unix_socket(fd, &path_bytes) {
+            Ok(()) => Ok((path, path_bytes, lock_fd)),
+            Err(errno) => {
+                // Files first, lock last: once the lock is free the path is anyone's.
+                liveness::remove_entry_files(&path);
+                sys::close(lock_fd);
+                Err(errno)
+            }
+        }
+    });
+    let (path, path_bytes, lock_fd) = match made {
+        Ok(made) => made,
+        Err(errno) => {
+            if reservation >= 0 {
+                sys::close(reservation);
+            }
+            return Outcome::Failed(errno);
+        }
     };
-    let path_bytes = path.as_os_str().as_encoded_bytes().to_vec();
-    if let Err(errno) = replace_with_unix_socket(fd, &path_bytes) {
-        // Files first, lock last: once the lock is free the path is anyone's.
-        liveness::remove_entry_files(&path);
-        sys::close(lock_fd);
-        return Outcome::Failed(errno);
-    }
-    table.listeners.push(Listener {
+    table.add(Listener {
         cleanup: cleanup_paths(&path),
         path: path_bytes.clone(),
         requested,
         creator_pid: sys::getpid(),
         lock_fd,
+        reservation_fd: reservation,
+        socket: sys::file_id(fd),
         seen_listening: false,
         aliases: vec![(fd, requested)],
+        id: 0,
     });
     drop(table);
     cleanup::install_signal_handlers();
@@ -94,6 +123,7 @@ fn join_existing(
     requested: SocketAddr,
 ) -> Option<Result<Joined, c_int>> {
     let listener = table.own_by_port(requested.port())?;
+    let id = listener.id;
     let live_alias = listener
         .aliases
         .iter()
@@ -112,14 +142,18 @@ fn join_existing(
             let _ = std::fs::remove_file(std::ffi::OsStr::from_bytes(&listener.path));
             listener.aliases.clear();
             listener.seen_listening = false;
-            replace_with_unix_socket(fd, &listener.path).map(|()| Joined::Rebuilt {
+            let rebuilt = replace_with_unix_socket(fd, &listener.path);
+            if rebuilt.is_ok() {
+                listener.socket = sys::file_id(fd);
+            }
+            rebuilt.map(|()| Joined::Rebuilt {
                 path: listener.path.clone(),
                 requested: listener.requested,
             })
         }
     };
     if result.is_ok() {
-        listener.aliases.push((fd, requested));
+        table.add_alias(id, fd, requested);
     }
     Some(result)
 }
@@ -156,8 +190,11 @@ fn claim_path(
 }
 
 /// Takes the lock of `socket`; stale files left by a dead owner are removed.
+/// A socket that still accepts is someone's, whatever its lock says (a
+/// server that took it across exec, a lock file removed by hand): taken.
 fn claim(socket: &Path) -> Result<Option<RawFd>, c_int> {
     match liveness::try_acquire(&naming::lock_path(socket)) {
+        Ok(Some(_)) if agentfs_contract::accepting::accepts_now(socket) => Ok(None),
         Ok(Some(lock)) => {
             let _ = std::fs::remove_file(naming::sidecar_path(socket));
             let _ = std::fs::remove_file(socket);
@@ -215,7 +252,8 @@ fn copy_options(from: RawFd, to: RawFd) {
     }
 }
 
-fn cleanup_paths(socket: &Path) -> Option<CleanupPaths> {
+/// The paths the signal handler removes, prepared ahead.
+pub fn cleanup_paths(socket: &Path) -> Option<CleanupPaths> {
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok();
     Some(CleanupPaths {
         socket: c(socket)?,

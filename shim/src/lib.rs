@@ -19,6 +19,10 @@
 //! - [`scope`]: the listeners of this process's instance, by port.
 //! - [`connect`]: connect: wiring a client to its instance's listener.
 //! - [`names`]: `localhost` and `*.localhost` resolve to loopback.
+//! - [`release`]: giving back a closed listener's lock, reserved port and files.
+//! - [`inherit`]: taking over listeners inherited across `exec`.
+//! - `handover` (Linux): a program executed with a cleared environment that
+//!   inherits a converted listener gets agentfs's variables back.
 //! - [`cleanup`]: removing our files at exit and on SIGTERM/SIGINT.
 //! - [`hooks`]: the exported symbols, one thin wrapper each, per platform.
 //!
@@ -39,10 +43,14 @@ mod convert;
 #[cfg(target_os = "linux")]
 mod epoll;
 mod guard;
+#[cfg(target_os = "linux")]
+mod handover;
 mod hooks;
+mod inherit;
 mod names;
 mod pass;
 mod registry;
+mod release;
 mod scope;
 mod sockaddr;
 mod spin;
@@ -51,6 +59,9 @@ mod sys;
 #[ctor::ctor]
 fn init() {
     config::init();
+    #[cfg(target_os = "linux")]
+    handover::init();
+    inherit::adopt();
     registry::install_fork_handlers();
     scope::install_fork_handlers();
 }

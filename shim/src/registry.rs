@@ -3,29 +3,45 @@
 //!
 //! Hooks find entries by the path the fd itself is bound to (getsockname),
 //! never by fd number alone: Node closes with a raw syscall we never see, so
-//! fd numbers are reused behind our back. Entries are never removed while the
-//! process lives; there are as many as the app has listeners.
+//! fd numbers are reused behind our back. An entry lives while the process
+//! holds its socket: when the last descriptor it knows of is closed
+//! ([`crate::release`]) the entry goes, with its lock and reserved port.
+//! Entries are named by an id that is never reused, so a connection
+//! remembered for a listener that is gone never matches a later one.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use libc::c_int;
 
 use crate::sockaddr::Family;
 use crate::spin::SpinLock;
 
+/// Which socket a descriptor is: device and inode, as fstat gives them.
+pub type SocketId = (u64, u64);
+
 /// One converted listener (or, with `creator_pid == 0`, one learned from a
 /// sidecar because this process only received the socket or its connections).
 #[derive(Debug)]
 pub struct Listener {
+    /// Unique in this process for its lifetime.
+    pub id: u32,
     pub path: Vec<u8>,
-    /// The address the app asked for, with the fake port when it asked for 0.
+    /// The address the app asked for; when it asked for port 0, the port
+    /// reserved for it ([`Listener::reservation_fd`]).
     pub requested: SocketAddr,
     pub creator_pid: u32,
     /// The descriptor holding the liveness lock, or -1.
     pub lock_fd: RawFd,
+    /// A TCP socket bound to the port given for a port-0 bind, which keeps
+    /// the port this listener's alone on the machine, or -1.
+    pub reservation_fd: RawFd,
+    /// The socket itself, when this process made or inherited it: how a
+    /// descriptor is known to still be it.
+    pub socket: Option<SocketId>,
     /// Whether this process knows the socket listens: it saw the sidecar
     /// say so, or wrote it so.
     pub seen_listening: bool,
@@ -44,6 +60,24 @@ pub struct CleanupPaths {
 }
 
 impl Listener {
+    /// An entry for the socket at `path`, which asked for `requested`,
+    /// with no lock, no reservation and no descriptors yet: what a process
+    /// that did not bind it learns from its sidecar. [`Table::add`] gives it its id.
+    pub fn learned(path: Vec<u8>, requested: SocketAddr, seen_listening: bool) -> Listener {
+        Listener {
+            id: 0,
+            path,
+            requested,
+            creator_pid: 0,
+            lock_fd: -1,
+            reservation_fd: -1,
+            socket: None,
+            seen_listening,
+            aliases: Vec::new(),
+            cleanup: None,
+        }
+    }
+
     /// The address `fd` asked for, if this process bound `fd` to this listener.
     pub fn alias(&self, fd: RawFd) -> Option<SocketAddr> {
         self.aliases
@@ -61,13 +95,19 @@ impl Listener {
             .find(|addr| Family::of(addr) == family)
             .unwrap_or(self.requested)
     }
+
+    /// Whether this process made this listener (or took it over across exec)
+    /// and so owns its lock and files.
+    pub fn is_own(&self) -> bool {
+        self.creator_pid == crate::sys::getpid()
+    }
 }
 
-/// A connection this process accepted: from which listener (an index into
-/// [`Table::listeners`]), and the family of the descriptor it was accepted on.
+/// A connection this process accepted: from which listener (its id), and
+/// the family of the descriptor it was accepted on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Accepted {
-    listener: usize,
+    listener: u32,
     family: Family,
 }
 
@@ -84,8 +124,6 @@ pub struct Wired {
     pub local_port: u16,
 }
 
-/// Where fake ports for `listen(0)` start: the IANA dynamic range.
-const FIRST_FAKE_PORT: u16 = 49152;
 /// The local ports wired clients are told they have: Linux's default
 /// ephemeral range, where a TCP client's port would come from.
 const CLIENT_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -95,7 +133,7 @@ const MAX_REMEMBERED_FD: usize = 1 << 16;
 
 pub struct Table {
     pub listeners: Vec<Listener>,
-    next_fake_port: u16,
+    next_id: u32,
     /// Socket options our sockets could not take, by descriptor, level and
     /// name: at most as many as the app set on the descriptors it has, since
     /// a descriptor number bound or wired anew forgets its old ones.
@@ -112,7 +150,7 @@ impl Table {
     const fn new() -> Table {
         Table {
             listeners: Vec::new(),
-            next_fake_port: FIRST_FAKE_PORT,
+            next_id: 1,
             fake_options: BTreeMap::new(),
             accepted: Vec::new(),
             wired: BTreeMap::new(),
@@ -128,20 +166,45 @@ impl Table {
         self.listeners.iter_mut().find(|l| l.path == path)
     }
 
-    pub fn index_by_path(&self, path: &[u8]) -> Option<usize> {
-        self.listeners.iter().position(|l| l.path == path)
+    pub fn by_id(&self, id: u32) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.id == id)
     }
 
-    /// The listener this process bound `fd` to, and what `fd` asked for.
-    pub fn by_alias(&self, fd: RawFd) -> Option<(usize, SocketAddr)> {
+    /// Adds `listener`, with its aliases marked, and returns its new id.
+    pub fn add(&mut self, mut listener: Listener) -> u32 {
+        listener.id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        for (fd, _) in &listener.aliases {
+            mark_alias(*fd);
+        }
+        let id = listener.id;
+        self.listeners.push(listener);
+        id
+    }
+
+    /// Takes the listener `id` out of the table.
+    pub fn remove(&mut self, id: u32) -> Option<Listener> {
+        let index = self.listeners.iter().position(|l| l.id == id)?;
+        Some(self.listeners.swap_remove(index))
+    }
+
+    /// Records that the app bound `fd` to the listener `id`, asking for `addr`.
+    pub fn add_alias(&mut self, id: u32, fd: RawFd, addr: SocketAddr) {
+        if let Some(listener) = self.listeners.iter_mut().find(|l| l.id == id) {
+            listener.aliases.push((fd, addr));
+            mark_alias(fd);
+        }
+    }
+
+    /// The listener this process bound `fd` to (its id), and what `fd` asked for.
+    pub fn by_alias(&self, fd: RawFd) -> Option<(u32, SocketAddr)> {
         self.listeners
             .iter()
-            .enumerate()
-            .find_map(|(index, l)| Some((index, l.alias(fd)?)))
+            .find_map(|l| Some((l.id, l.alias(fd)?)))
     }
 
     /// Remembers that `fd` was accepted from `listener` on a descriptor of `family`.
-    pub fn remember_accepted(&mut self, fd: RawFd, listener: usize, family: Family) {
+    pub fn remember_accepted(&mut self, fd: RawFd, listener: u32, family: Family) {
         let Some(slot) = usize::try_from(fd).ok().filter(|&n| n < MAX_REMEMBERED_FD) else {
             return;
         };
@@ -153,7 +216,7 @@ impl Table {
 
     /// The family of the descriptor `fd` was accepted on, if it was accepted
     /// here from `listener`.
-    pub fn accepted_family(&self, fd: RawFd, listener: usize) -> Option<Family> {
+    pub fn accepted_family(&self, fd: RawFd, listener: u32) -> Option<Family> {
         let slot = usize::try_from(fd).ok()?;
         match self.accepted.get(slot).copied().flatten() {
             Some(accepted) if accepted.listener == listener => Some(accepted.family),
@@ -168,6 +231,7 @@ impl Table {
         for listener in &mut self.listeners {
             listener.aliases.retain(|(alias, _)| *alias != fd);
         }
+        unmark_alias(fd);
         if let Some(slot) = usize::try_from(fd)
             .ok()
             .and_then(|n| self.accepted.get_mut(n))
@@ -209,32 +273,16 @@ impl Table {
 
     /// This process's own listener for `port`, if any.
     pub fn own_by_port(&mut self, port: u16) -> Option<&mut Listener> {
-        let pid = crate::sys::getpid();
         self.listeners
             .iter_mut()
-            .find(|l| l.creator_pid == pid && l.requested.port() == port)
+            .find(|l| l.is_own() && l.requested.port() == port)
     }
 
     /// Whether this process already holds the instance's primary socket.
     pub fn has_own_primary(&self, primary_path: &[u8]) -> bool {
-        let pid = crate::sys::getpid();
         self.listeners
             .iter()
-            .any(|l| l.creator_pid == pid && l.path == primary_path)
-    }
-
-    /// A port no listener of this process uses, for an app that asked for 0.
-    pub fn fake_port(&mut self) -> u16 {
-        loop {
-            let port = self.next_fake_port;
-            self.next_fake_port = self
-                .next_fake_port
-                .checked_add(1)
-                .unwrap_or(FIRST_FAKE_PORT);
-            if !self.listeners.iter().any(|l| l.requested.port() == port) {
-                return port;
-            }
-        }
+            .any(|l| l.is_own() && l.path == primary_path)
     }
 
     pub fn remember_option(&mut self, fd: RawFd, level: c_int, name: c_int, value: c_int) {
@@ -248,6 +296,41 @@ impl Table {
 }
 
 pub static TABLE: SpinLock<Table> = SpinLock::new(Table::new());
+
+/// Descriptor numbers below this are marked in [`ALIASES`]; a larger one
+/// is always looked up in the table.
+const MARKED_FDS: usize = 1 << 16;
+
+/// One bit per descriptor number that is (or was, until a close we did not
+/// see) an alias of a listener: `close` is called for every descriptor an
+/// app closes, and must cost one atomic load for all the others.
+static ALIASES: [AtomicU64; MARKED_FDS / 64] = [const { AtomicU64::new(0) }; MARKED_FDS / 64];
+
+fn alias_bit(fd: RawFd) -> Option<(usize, u64)> {
+    let n = usize::try_from(fd).ok().filter(|&n| n < MARKED_FDS)?;
+    Some((n / 64, 1 << (n % 64)))
+}
+
+fn mark_alias(fd: RawFd) {
+    if let Some((word, bit)) = alias_bit(fd) {
+        ALIASES[word].fetch_or(bit, Ordering::Relaxed);
+    }
+}
+
+fn unmark_alias(fd: RawFd) {
+    if let Some((word, bit)) = alias_bit(fd) {
+        ALIASES[word].fetch_and(!bit, Ordering::Relaxed);
+    }
+}
+
+/// Whether `fd` may be an alias of a listener: lock-free, allocation-free
+/// and async-signal-safe, for the `close` hook's fast path.
+pub fn may_be_alias(fd: RawFd) -> bool {
+    match alias_bit(fd) {
+        Some((word, bit)) => ALIASES[word].load(Ordering::Relaxed) & bit != 0,
+        None => fd >= 0,
+    }
+}
 
 extern "C" fn before_fork() {
     TABLE.raw_lock();
@@ -269,19 +352,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fake_ports_skip_ports_in_use() {
+    fn listeners_keep_their_ids_and_aliases_are_marked_until_forgotten() {
         let mut table = Table::new();
-        table.listeners.push(Listener {
-            path: b"/r/a.sock".to_vec(),
-            requested: "0.0.0.0:49152".parse().unwrap(),
-            creator_pid: 1,
-            lock_fd: -1,
-            seen_listening: true,
-            aliases: Vec::new(),
-            cleanup: None,
-        });
-        assert_eq!(table.fake_port(), 49153);
-        assert_eq!(table.fake_port(), 49154);
+        let addr: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        let mut first = Listener::learned(b"/r/a.sock".to_vec(), addr, true);
+        first.aliases.push((700, addr));
+        let a = table.add(first);
+        let b = table.add(Listener::learned(b"/r/b.sock".to_vec(), addr, true));
+        assert_ne!(a, b);
+        assert!(may_be_alias(700));
+        assert!(!may_be_alias(701));
+        table.add_alias(b, 701, addr);
+        assert_eq!(table.by_alias(701), Some((b, addr)));
+        table.remember_accepted(9, a, Family::V4);
+        assert_eq!(table.remove(a).map(|l| l.path), Some(b"/r/a.sock".to_vec()));
+        let c = table.add(Listener::learned(b"/r/c.sock".to_vec(), addr, true));
+        assert_ne!(c, a, "ids are never reused");
+        assert_eq!(table.accepted_family(9, c), None);
+        table.forget_descriptor(700);
+        table.forget_descriptor(701);
+        assert!(!may_be_alias(700) && !may_be_alias(701));
+        assert!(table.by_id(b).unwrap().aliases.is_empty());
     }
 
     #[test]

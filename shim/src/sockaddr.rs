@@ -145,6 +145,14 @@ impl Family {
             .then_some(Family::V4)
     }
 
+    /// The wildcard address of this family.
+    pub fn wildcard(self, port: u16) -> SocketAddr {
+        match self {
+            Family::V4 => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            Family::V6 => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+        }
+    }
+
     /// The loopback address of this family.
     pub fn loopback(self, port: u16) -> SocketAddr {
         match self {

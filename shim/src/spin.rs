@@ -40,6 +40,19 @@ impl<T> SpinLock<T> {
             .map(|_| SpinGuard(self))
     }
 
+    /// Takes the lock unless it stays held for `tries` attempts (yielding
+    /// between them): for code that may run in a signal handler which
+    /// interrupted the lock's holder on its own thread.
+    pub fn lock_patiently(&self, tries: u32) -> Option<SpinGuard<'_, T>> {
+        for _ in 0..tries {
+            if let Some(guard) = self.try_lock() {
+                return Some(guard);
+            }
+            std::thread::yield_now();
+        }
+        None
+    }
+
     /// Takes the lock without a guard: for a fork handler, which unlocks
     /// it in another function with [`SpinLock::raw_unlock`].
     pub fn raw_lock(&self) {

@@ -78,6 +78,55 @@ pub fn set_status_flags(fd: RawFd, flags: c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// Which socket (or file) `fd` is now: its device and inode.
+pub fn file_id(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: stat is plain old data; fstat fills it or fails.
+    let mut stat: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: stat is valid for writes.
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    Some((stat.st_dev as u64, stat.st_ino as u64))
+}
+
+/// A TCP socket bound to a port the kernel picked on the wildcard address
+/// of `family` (close-on-exec, moved out of the low descriptor numbers),
+/// and that port: while it stays open, no other socket on the machine can
+/// take the port. Falls back to IPv4 where IPv6 sockets cannot be made.
+pub fn reserve_port(family: crate::sockaddr::Family) -> io::Result<(RawFd, u16)> {
+    use crate::sockaddr::Family;
+    let attempt = |family: Family| -> io::Result<(RawFd, u16)> {
+        let domain = match family {
+            Family::V4 => libc::AF_INET,
+            Family::V6 => libc::AF_INET6,
+        };
+        // SAFETY: plain socket creation.
+        let fd = check(unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) })?;
+        let fd = move_high(fd);
+        let (storage, len) = Storage::from_inet(&family.wildcard(0));
+        // SAFETY: storage holds a valid address of len bytes.
+        let bound = check(unsafe { libc::bind(fd, storage.as_ptr(), len) });
+        let port = bound.ok().and_then(|_| {
+            let (local, len) = local_address(fd)?;
+            // SAFETY: getsockname wrote len bytes.
+            unsafe { sockaddr::read_inet(local.as_ptr(), len) }.map(|a| a.port())
+        });
+        match port {
+            Some(port) if port != 0 => Ok((fd, port)),
+            _ => {
+                let err = io::Error::last_os_error();
+                close(fd);
+                Err(err)
+            }
+        }
+    };
+    attempt(family).or_else(|err| match family {
+        Family::V6 => attempt(Family::V4),
+        Family::V4 => Err(err),
+    })
+}
+
 /// A new IPv4 TCP socket, close-on-exec.
 pub fn tcp_socket() -> io::Result<RawFd> {
     // SAFETY: plain socket creation.
@@ -219,8 +268,67 @@ pub fn local_address(fd: RawFd) -> Option<(Storage, socklen_t)> {
 
 /// The path a Unix socket is bound to, if `fd` is one.
 pub fn unix_socket_path(fd: RawFd) -> Option<Vec<u8>> {
+    with_unix_socket_path(fd, <[u8]>::to_vec)
+}
+
+/// `f` of the path a Unix socket is bound to, if `fd` is one, without
+/// allocating (for a child between fork and exec).
+pub fn with_unix_socket_path<R>(fd: RawFd, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     let (storage, len) = local_address(fd)?;
-    storage.unix_path(len).map(<[u8]>::to_vec)
+    storage.unix_path(len).map(f)
+}
+
+/// Calls `f` with each descriptor open in this process, read from
+/// `/proc/self/fd` with raw system calls into a stack buffer: nothing is
+/// allocated, so a child between fork and exec may call it.
+#[cfg(target_os = "linux")]
+pub fn for_each_open_fd(mut f: impl FnMut(RawFd)) {
+    let path = c"/proc/self/fd";
+    // SAFETY: path is NUL-terminated.
+    let dir = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dir < 0 {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: buf is valid for writes of its length.
+        let got = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
+        let Ok(got) = usize::try_from(got) else { break };
+        if got == 0 {
+            break;
+        }
+        let mut at = 0;
+        // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
+        while at + 19 < got {
+            let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if reclen == 0 || at + reclen > got {
+                break;
+            }
+            let name = &buf[at + 19..at + reclen];
+            let name = name.split(|&b| b == 0).next().unwrap_or_default();
+            let fd = std::str::from_utf8(name)
+                .ok()
+                .and_then(|n| n.parse::<RawFd>().ok());
+            if let Some(fd) = fd.filter(|&fd| fd != dir) {
+                f(fd);
+            }
+            at += reclen;
+        }
+    }
+    close(dir);
+}
+
+/// Whether `fd` is a connected socket (it has a peer, named or not).
+pub fn has_peer(fd: RawFd) -> bool {
+    let mut storage = Storage::zeroed();
+    let mut len = Storage::capacity();
+    // SAFETY: storage is valid for len bytes.
+    unsafe { libc::getpeername(fd, storage.as_mut_ptr(), &mut len) == 0 }
 }
 
 /// The path of the socket a connected Unix socket's peer is bound to (for

@@ -211,9 +211,15 @@ fn collect(stream: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
 }
 
 impl Wrapped {
-    pub fn spawn(mut command: Command) -> Wrapped {
+    pub fn spawn(command: Command) -> Wrapped {
+        Wrapped::spawn_with_stdin(command, Stdio::null())
+    }
+
+    /// [`Wrapped::spawn`] with `stdin` (`Stdio::piped()`: the test holds it
+    /// in `child.stdin`).
+    pub fn spawn_with_stdin(mut command: Command, stdin: Stdio) -> Wrapped {
         let mut child = command
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -3,7 +3,7 @@
 //! entry points of [`super`].
 
 use libc::{
-    addrinfo, c_char, c_int, c_void, hostent, msghdr, size_t, sockaddr, socklen_t, ssize_t,
+    addrinfo, c_char, c_int, c_long, c_void, hostent, msghdr, size_t, sockaddr, socklen_t, ssize_t,
 };
 use redhook::{hook, real};
 
@@ -18,6 +18,33 @@ hook! {
     unsafe fn listen(fd: c_int, backlog: c_int) -> c_int => agentfs_listen {
         // SAFETY: as above.
         unsafe { super::listen(fd, backlog, real!(listen)) }
+    }
+}
+
+hook! {
+    unsafe fn close(fd: c_int) -> c_int => agentfs_close {
+        // SAFETY: as above.
+        super::close(fd, || unsafe { real!(close)(fd) })
+    }
+}
+
+// libuv (Node) closes with syscall(SYS_close), which a close hook never
+// sees. syscall is variadic; on x86-64 and aarch64 Linux, variadic integer
+// arguments travel in the same registers as fixed ones, so a definition
+// with the number and six integer arguments receives every call and passes
+// it on whole (glibc's own syscall reads six the same way).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+hook! {
+    unsafe fn syscall(number: c_long, a1: c_long, a2: c_long, a3: c_long, a4: c_long, a5: c_long, a6: c_long) -> c_long => agentfs_syscall {
+        if number == libc::SYS_close {
+            let fd = a1 as c_int;
+            // SAFETY: the app's arguments, passed on.
+            return c_long::from(super::close(fd, || unsafe {
+                real!(syscall)(number, a1, a2, a3, a4, a5, a6) as c_int
+            }));
+        }
+        // SAFETY: as above.
+        unsafe { real!(syscall)(number, a1, a2, a3, a4, a5, a6) }
     }
 }
 
@@ -118,5 +145,81 @@ hook! {
     unsafe fn epoll_create1(flags: c_int) -> c_int => agentfs_epoll_create1 {
         // SAFETY: as above.
         crate::epoll::created(unsafe { real!(epoll_create1)(flags) })
+    }
+}
+
+// Programs executed with a cleared environment while this process holds a
+// converted listener they inherit get agentfs's variables back (see
+// crate::handover). glibc's execv and execvp call its internal execve, not
+// this one, so each is hooked; the variadic execl family is not.
+extern "C" {
+    static environ: *const *const c_char;
+}
+
+hook! {
+    unsafe fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => agentfs_execve {
+        // SAFETY: the app's arguments; the environment is the app's or a copy of it.
+        unsafe { crate::handover::with_env(envp, |envp| real!(execve)(path, argv, envp)) }
+    }
+}
+
+hook! {
+    unsafe fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => agentfs_execvpe {
+        // SAFETY: as above.
+        unsafe { crate::handover::with_env(envp, |envp| real!(execvpe)(file, argv, envp)) }
+    }
+}
+
+hook! {
+    unsafe fn execv(path: *const c_char, argv: *const *const c_char) -> c_int => agentfs_execv {
+        // SAFETY: as above; `environ` is the process's environment.
+        unsafe {
+            let current = environ;
+            crate::handover::with_env(current, |envp| {
+                if envp == current {
+                    real!(execv)(path, argv)
+                } else {
+                    libc::execve(path, argv, envp)
+                }
+            })
+        }
+    }
+}
+
+hook! {
+    unsafe fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int => agentfs_execvp {
+        // SAFETY: as above.
+        unsafe {
+            let current = environ;
+            crate::handover::with_env(current, |envp| {
+                if envp == current {
+                    real!(execvp)(file, argv)
+                } else {
+                    libc::execvpe(file, argv, envp)
+                }
+            })
+        }
+    }
+}
+
+hook! {
+    unsafe fn posix_spawn(pid: *mut libc::pid_t, path: *const c_char, actions: *const libc::posix_spawn_file_actions_t, attrs: *const libc::posix_spawnattr_t, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int => agentfs_posix_spawn {
+        // SAFETY: as above.
+        unsafe {
+            crate::handover::with_env(envp.cast(), |envp| {
+                real!(posix_spawn)(pid, path, actions, attrs, argv, envp.cast())
+            })
+        }
+    }
+}
+
+hook! {
+    unsafe fn posix_spawnp(pid: *mut libc::pid_t, file: *const c_char, actions: *const libc::posix_spawn_file_actions_t, attrs: *const libc::posix_spawnattr_t, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int => agentfs_posix_spawnp {
+        // SAFETY: as above.
+        unsafe {
+            crate::handover::with_env(envp.cast(), |envp| {
+                real!(posix_spawnp)(pid, file, actions, attrs, argv, envp.cast())
+            })
+        }
     }
 }

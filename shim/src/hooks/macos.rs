@@ -29,9 +29,9 @@
 //!   on one of our sockets is reported as getpeername reports it. macOS's
 //!   Unix stream sockets are not expected to return one, but the check is
 //!   the same cheap one as on Linux and keeps both platforms alike.
-//! - close and `close$NOCANCEL` are not hooked: the shim never learns
-//!   anything from a close (it judges an fd by what getsockname says it is
-//!   now, and removes its files at exit), and Linux does not hook close either.
+//! - close and `close$NOCANCEL` (libuv's): closing a listener's last
+//!   descriptor gives back its lock, reserved port and files
+//!   ([`crate::release`]); every other close costs one atomic load.
 //! - fcntl and ioctl are not hooked, so no C is needed for variadic hooks:
 //!   the converted socket keeps the app's fd number, O_NONBLOCK and
 //!   FD_CLOEXEC, and every file-status request works on it natively.
@@ -100,6 +100,8 @@ mod nocancel {
         pub fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t;
         #[link_name = "connect$NOCANCEL"]
         pub fn connect(fd: c_int, address: *const sockaddr, len: socklen_t) -> c_int;
+        #[link_name = "close$NOCANCEL"]
+        pub fn close(fd: c_int) -> c_int;
     }
 }
 
@@ -191,6 +193,16 @@ interpose! {
     recvmsg_nocancel: nocancel::recvmsg => unsafe fn(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
         // SAFETY: as above.
         unsafe { crate::hooks::recvmsg(fd, msg, flags, nocancel::recvmsg) }
+    }
+
+    close: libc::close => unsafe fn(fd: c_int) -> c_int {
+        // SAFETY: as above.
+        crate::hooks::close(fd, || unsafe { libc::close(fd) })
+    }
+
+    close_nocancel: nocancel::close => unsafe fn(fd: c_int) -> c_int {
+        // SAFETY: as above.
+        crate::hooks::close(fd, || unsafe { nocancel::close(fd) })
     }
 
     connect: libc::connect => unsafe fn(fd: c_int, address: *const sockaddr, len: socklen_t) -> c_int {

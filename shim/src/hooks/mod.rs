@@ -8,7 +8,7 @@
 //! takes the reentrancy guard and the configuration first ([`enter`]);
 //! without both, the real function runs untouched.
 //!
-//! - this file: bind, listen and socket options.
+//! - this file: bind, listen, close and socket options.
 //! - [`address`]: the calls that report addresses (getsockname, getpeername,
 //!   accept, recvfrom, recvmsg).
 //! - [`connect`]: connect, wired to the instance's sockets.
@@ -20,7 +20,7 @@ use libc::{c_int, c_void, sockaddr, socklen_t};
 
 use crate::config::Config;
 use crate::pass::{self, Hook, Outcome, Pass};
-use crate::{announce, answers, config, convert, guard, sockaddr as addr, sys};
+use crate::{announce, answers, config, convert, guard, registry, release, sockaddr as addr, sys};
 
 mod address;
 mod connect;
@@ -98,6 +98,25 @@ pub unsafe fn listen(fd: c_int, backlog: c_int, real: ListenFn) -> c_int {
         Outcome::Pass(Pass::RealCallFailed)
     };
     pass::note_outcome(Hook::Listen, fd, &outcome);
+    ret
+}
+
+/// close (and on Linux `syscall(SYS_close)`, libuv's): when `fd` was the
+/// last descriptor of a listener of this process, what it held is given
+/// back ([`release`]). Any other descriptor costs one atomic load.
+pub fn close(fd: c_int, real: impl FnOnce() -> c_int) -> c_int {
+    if !registry::may_be_alias(fd) {
+        return real();
+    }
+    let Some(_guard) = guard::enter() else {
+        return real();
+    };
+    let ret = real();
+    if ret == 0 && config::active().is_some() {
+        let errno = sys::last_errno();
+        release::after_close(fd);
+        sys::set_errno(errno);
+    }
     ret
 }
 
