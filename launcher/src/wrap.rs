@@ -16,9 +16,10 @@ use agentfs_contract::{env, rundir};
 use agentfs_injectable::{self as injectable, Verdict};
 
 use crate::child::App;
+use crate::inject::library::{self, EmbeddedShim};
+use crate::inject::stand_ins;
 use crate::instance::{IdFrom, Instance};
-use crate::shim_lib::{self, EmbeddedShim};
-use crate::{router_cmd, stand_ins, wrap_bridge};
+use crate::{router_cmd, wrap_bridge};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -113,7 +114,7 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     }
     command.env(
         env::PRELOAD,
-        shim_lib::preload_value(&shim_path, std::env::var_os(env::PRELOAD)),
+        library::preload_value(&shim_path, std::env::var_os(env::PRELOAD)),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -28,8 +28,8 @@ use anyhow::Result;
 
 use agentfs_contract::{layout, urls};
 
+use crate::inject::library::EmbeddedShim;
 use crate::names;
-use crate::shim_lib::EmbeddedShim;
 use report::Check;
 
 #[derive(Debug, clap::Args)]
