@@ -33,7 +33,6 @@
 #![forbid(unsafe_code)]
 
 mod announce;
-mod app_log;
 mod app_output;
 pub mod bridge;
 mod child;
@@ -43,7 +42,6 @@ pub mod inject;
 mod instance;
 pub mod logs;
 mod monitor;
-mod names;
 mod process_group;
 pub mod ps;
 pub mod route;
@@ -53,6 +51,5 @@ pub mod stop;
 mod supervise;
 pub mod url;
 pub mod watchdog;
-mod worktree;
 pub mod wrap;
 mod wrap_bridge;

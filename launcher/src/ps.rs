@@ -21,7 +21,8 @@ use serde_json::Value;
 
 use agentfs_contract::{layout, liveness, rundir, urls};
 
-use crate::{names, router_cmd};
+use crate::instance::names;
+use crate::router_cmd;
 
 /// How long the router may take to list its routes before ps goes without counts.
 const ROUTER_TIMEOUT: Duration = Duration::from_millis(500);

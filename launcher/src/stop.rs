@@ -21,7 +21,7 @@ use agentfs_contract::naming;
 use agentfs_contract::rundir::{self, Entry, State};
 use agentfs_contract::sidecar::Kind;
 
-use crate::names::{self, InstanceName, NameArg, Running};
+use crate::instance::names::{self, InstanceName, NameArg, Running};
 use crate::process_group::{self, Target};
 
 /// How long stop waits for the processes once they got SIGKILL.

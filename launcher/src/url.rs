@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use agentfs_contract::urls;
 
-use crate::names::NameArg;
+use crate::instance::names::NameArg;
 use crate::router_cmd;
 
 #[derive(Debug, clap::Args)]

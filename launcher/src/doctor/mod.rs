@@ -29,7 +29,7 @@ use anyhow::Result;
 use agentfs_contract::{layout, urls};
 
 use crate::inject::library::EmbeddedShim;
-use crate::names;
+use crate::instance::names;
 use report::Check;
 
 #[derive(Debug, clap::Args)]
