@@ -91,7 +91,7 @@ pub fn run(args: BridgeArgs) -> Result<i32> {
         let serving = tokio::spawn(bridge.serve(async {
             let _ = stopped.await;
         }));
-        let router_port = Some(crate::router_cmd::url_port(&instance.home));
+        let router_port = Some(crate::router_process::url_port(&instance.home));
         let command = command(&args.command, args.port)?;
         let code = match App::spawn(&instance, command, router_port, false)? {
             Ok(app) => app.wait().await,

@@ -46,7 +46,7 @@ mod process_group;
 pub mod ps;
 pub mod route;
 pub mod router_cmd;
-mod router_log;
+mod router_process;
 pub mod stop;
 mod supervise;
 pub mod url;

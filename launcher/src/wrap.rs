@@ -19,7 +19,7 @@ use crate::child::App;
 use crate::inject::library::{self, EmbeddedShim};
 use crate::inject::stand_ins;
 use crate::instance::{IdFrom, Instance};
-use crate::{router_cmd, wrap_bridge};
+use crate::{router_process, wrap_bridge};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -162,7 +162,7 @@ fn say_what_runs(instance: &Instance, command: &[OsString]) {
 /// Starts the router unless one runs, and returns its port. A router that
 /// cannot start is not fatal: the app still runs and answers on its socket.
 fn start_router(home: &Path) -> Option<u16> {
-    match router_cmd::ensure_running(home, &router_cmd::Launch::default()) {
+    match router_process::ensure_running(home, &router_process::Launch::default()) {
         Ok(info) => Some(info.port),
         Err(e) => {
             eprintln!("agentfs: the router could not start ({e:#}); the app runs without URLs");
