@@ -4,13 +4,11 @@
 //!
 //! Layout:
 //! - [`serve`]: one bridge socket under the contract (lock, sidecar, cleanup) and its forwarding.
-//! - [`procnet`]: the TCP ports a process tree listens on, from `/proc`.
 //!
 //! With CMD, the bridge runs it with `PORT=P`, passes signals on, and exits
 //! with its exit code; without, it fronts an already running server until
 //! interrupted. Either way its files are removed when it ends.
 
-pub(crate) mod procnet;
 pub(crate) mod serve;
 
 use std::ffi::OsString;
@@ -19,7 +17,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use anyhow::{anyhow, Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::child::App;
+use crate::app::App;
 use crate::instance::Instance;
 use serve::{BoundBridge, Endpoint};
 

@@ -32,24 +32,19 @@
 //! Whether a program can take the shim is decided by the `agentfs-injectable` crate.
 #![forbid(unsafe_code)]
 
-mod announce;
-mod app_output;
+mod app;
+pub use app::watchdog;
 pub mod bridge;
-mod child;
 pub mod completions;
 pub mod doctor;
 pub mod inject;
 mod instance;
 pub mod logs;
-mod monitor;
-mod process_group;
 pub mod ps;
 pub mod route;
 pub mod router_cmd;
 mod router_process;
 pub mod stop;
-mod supervise;
 pub mod url;
-pub mod watchdog;
 pub mod wrap;
 mod wrap_bridge;

@@ -15,7 +15,7 @@ use anyhow::Result;
 use agentfs_contract::{env, rundir};
 use agentfs_injectable::{self as injectable, Verdict};
 
-use crate::child::App;
+use crate::app::App;
 use crate::inject::library::{self, EmbeddedShim};
 use crate::inject::stand_ins;
 use crate::instance::{IdFrom, Instance};

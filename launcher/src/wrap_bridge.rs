@@ -19,9 +19,8 @@ use tokio::task::JoinSet;
 use agentfs_contract::rundir;
 use agentfs_contract::sidecar::Kind;
 
-use crate::bridge::procnet;
+use crate::app::{procnet, App};
 use crate::bridge::serve::{BoundBridge, Endpoint, TargetHandle};
-use crate::child::App;
 use crate::instance::Instance;
 
 /// How often the app's listening ports are looked up: fast while it starts,
