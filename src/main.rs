@@ -6,9 +6,10 @@
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use agentfs_launcher::commands::bridge;
 use agentfs_launcher::inject::{library::EmbeddedShim, stand_ins, unshim};
 use agentfs_launcher::{
-    bridge, completions, doctor, logs, ps, route, router_cmd, stop, url, watchdog, wrap,
+    completions, doctor, logs, ps, route, router_cmd, stop, url, watchdog, wrap,
 };
 
 /// The shim library built by build.rs for this target, carried inside the binary.

@@ -34,7 +34,8 @@
 
 mod app;
 pub use app::watchdog;
-pub mod bridge;
+mod bridge;
+pub mod commands;
 pub mod completions;
 pub mod doctor;
 pub mod inject;
@@ -47,4 +48,3 @@ mod router_process;
 pub mod stop;
 pub mod url;
 pub mod wrap;
-mod wrap_bridge;

@@ -19,7 +19,7 @@ use crate::app::App;
 use crate::inject::library::{self, EmbeddedShim};
 use crate::inject::stand_ins;
 use crate::instance::{IdFrom, Instance};
-use crate::{router_process, wrap_bridge};
+use crate::{bridge, router_process};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -98,7 +98,7 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
         injectable::check(Path::new(program), shim.bytes)
     };
     if let Verdict::NotInjectable { reason } = verdict {
-        return wrap_bridge::run(&instance, &args.command, router_port, &reason);
+        return bridge::run(&instance, &args.command, router_port, &reason);
     }
     let shim_path = shim.install(&instance.home)?;
     let mut command = tokio::process::Command::new(program);
