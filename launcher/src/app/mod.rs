@@ -25,7 +25,7 @@ mod output;
 pub mod process_group;
 pub mod procnet;
 mod supervise;
-pub mod watchdog;
+mod watchdog;
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;

@@ -2,10 +2,10 @@
 //! `agentfs router stop`.
 //!
 //! One router per `AGENTFS_HOME`, guarded by the flock on `router.lock`. It
-//! serves HTTP on 127.0.0.1 and [::1] (another address only with `--listen`)
+//! serves HTTP on 127.0.0.1 and `[::1]` (another address only with `--listen`)
 //! and its JSON API on the control socket `router.sock` (0600), which is how
 //! the other commands find it and learn its port. Without `--foreground` it
-//! starts in the background ([`router_process::ensure_running`], which
+//! starts in the background (`router_process::ensure_running`, which
 //! `agentfs wrap` uses too) and writes to `router.log`.
 
 use std::net::IpAddr;
