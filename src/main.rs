@@ -1,15 +1,15 @@
 //! `agentfs`: run many copies of an unmodified web app side by side, each reachable by name.
 //!
-//! This file only parses arguments; each subcommand lives in its own module of
-//! the `agentfs-launcher` crate with a `run()`.
+//! This file only parses arguments; each subcommand lives in its own module
+//! under the `agentfs-launcher` crate's `commands` with a `run()`.
 #![forbid(unsafe_code)]
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use agentfs_launcher::{
-    bridge, completions, doctor, logs, ps, route, router_cmd, shim_lib::EmbeddedShim, stand_ins,
-    stop, unshim, url, watchdog, wrap,
+use agentfs_launcher::commands::{
+    bridge, completions, doctor, logs, ps, route, router, stop, url, watchdog, wrap,
 };
+use agentfs_launcher::inject::{library::EmbeddedShim, stand_ins, unshim};
 
 /// The shim library built by build.rs for this target, carried inside the binary.
 static SHIM: EmbeddedShim = EmbeddedShim {
@@ -43,7 +43,7 @@ enum Command {
     /// Route HOST to a Unix socket no agentfs process made, or --remove it.
     Route(route::RouteArgs),
     /// Route APP.localhost to the running instances (background unless --foreground).
-    Router(router_cmd::RouterArgs),
+    Router(router::RouterArgs),
     /// Print what an instance's app wrote to stdout and stderr (-f to follow it).
     Logs(logs::LogsArgs),
     /// Stop an instance as Ctrl-C on its wrap would: SIGTERM, then SIGKILL.
@@ -79,7 +79,7 @@ fn main() {
         Command::Bridge(args) => bridge::run(args),
         Command::Ps(args) => ps::run(args),
         Command::Route(args) => route::run(args),
-        Command::Router(args) => router_cmd::run(args),
+        Command::Router(args) => router::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Stop(args) => stop::run(args),
         Command::Url(args) => url::run(args),

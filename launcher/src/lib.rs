@@ -1,60 +1,55 @@
-//! The `agentfs` command line, one module per subcommand.
+//! The `agentfs` command line: what a user types in `commands/`, the
+//! machinery it runs one folder away.
 //!
-//! The subcommands (public: `src/main.rs` calls their `run()`):
-//! - [`wrap`]: `agentfs wrap -- CMD`: run an app with the shim preloaded.
-//! - [`bridge`]: `agentfs bridge`: a run-dir socket forwarding to an app's TCP port.
-//! - [`ps`]: `agentfs ps`: every instance, live or stale, as a table or JSON.
-//! - [`route`]: `agentfs route`: a name for a Unix socket no agentfs process made.
-//! - [`router_cmd`]: `agentfs router`: run, start in the background, status, stop.
-//! - [`logs`]: `agentfs logs [-f] [-n N] NAME`: what an instance's app wrote.
-//! - [`stop`]: `agentfs stop NAME`: end an instance as Ctrl-C on its wrap would.
-//! - [`url`]: `agentfs url NAME`: an instance's URL.
-//! - [`doctor`]: `agentfs doctor`: whether each part works here (and its hidden probe).
-//! - [`completions`]: `agentfs completions SHELL`, and the names they complete.
-//! - [`stand_ins`]: interpreter stand-ins that restore the preload variable after SIP strips it.
-//! - [`shim_lib`]: writes the embedded shim under `$AGENTFS_HOME/lib/`.
-//! - [`unshim`]: agentfs's own processes re-execute themselves without the shim.
-//! - [`watchdog`]: `agentfs watchdog`, which ends the app when its wrap was killed.
+//! # Layout
 //!
-//! What they share:
-//! - `instance`: an instance's names, directories and environment.
-//! - `child`: starting the app and running it to the end.
-//! - `supervise`: signals, the process group, the exit code.
-//! - `announce`: one line per listener as it becomes routable.
-//! - `monitor`: one line for what keeps a listener from being routable.
-//! - `app_output`: the app's stdout and stderr, passed on and kept; `app_log`: that log.
-//! - `names`: NAME as `logs`, `stop` and `url` take it.
-//! - `process_group`: what `stop` signals, and whether it still runs.
-//! - `wrap_bridge`: wrap's fallback for programs the shim cannot enter.
-//! - `router_log`: the router's log, bounded for a background router.
-//! - `worktree`: the default instance id in a git work tree.
+//! [`commands`]: one module per subcommand, its clap arguments and its
+//! `run()`, which `src/main.rs` calls:
+//! - `wrap`: `agentfs wrap -- CMD`: run an app with the shim preloaded (or
+//!   behind a bridge when it cannot take the shim).
+//! - `bridge`: `agentfs bridge`: a run-dir socket forwarding to an app's TCP port.
+//! - `ps`: `agentfs ps`: every instance, live or stale, as a table or JSON.
+//! - `route`: `agentfs route`: a name for a Unix socket no agentfs process made.
+//! - `router`: `agentfs router`: run, start in the background, status, stop.
+//! - `logs`: `agentfs logs [-f] [-n N] NAME`: what an instance's app wrote.
+//! - `stop`: `agentfs stop NAME`: end an instance as Ctrl-C on its wrap would.
+//! - `url`: `agentfs url NAME`: an instance's URL.
+//! - `doctor/`: `agentfs doctor`: whether each part works here, one module
+//!   per check, and its hidden probe (`agentfs doctor-probe`).
+//! - `completions`: `agentfs completions SHELL`, and the hidden
+//!   `complete-names` the scripts ask for NAMEs.
+//! - `watchdog`: the hidden `agentfs watchdog`, which ends the app when its
+//!   wrap was killed.
+//!
+//! The machinery, each folder using only those listed after it:
+//! - `bridge/`: bridges, for programs the shim cannot enter. `mod.rs` is
+//!   wrap's fallback (the app run behind bridges), `socket` one bridge
+//!   socket and its forwarding, `discovery` the app's ports found and
+//!   bridged.
+//! - `app/`: running one app to the end. `mod.rs` is `App`,
+//!   which starts the app and, side by side, `announce` (a line per
+//!   listener; `monitor`: a line for what keeps one from being routable),
+//!   `watchdog` (wrap's end of it), `output` (the app's stdout and stderr,
+//!   passed on and kept) and `supervise` (signals, the process tree, the
+//!   exit code). Beside them, for an app seen from outside: `procnet` (the
+//!   ports a process tree listens on, from `/proc`) and `process_group`
+//!   (what `stop` signals).
+//! - `router_process/`: the router of this `AGENTFS_HOME` as a process:
+//!   found over its control socket, started in the background; `log` its
+//!   log, bounded for a background router.
+//! - `instance/`: one instance: `mod.rs` its names, directories and
+//!   environment; `names` NAME as `logs`, `stop` and `url` take it;
+//!   `worktree` the default instance id in a git work tree; `log` its log.
+//! - [`inject`]: the shim into an app's processes and out of agentfs's own:
+//!   `library` the embedded shim written out, `stand_ins` interpreter
+//!   stand-ins, `unshim` agentfs re-executing itself without the shim.
 //!
 //! Whether a program can take the shim is decided by the `agentfs-injectable` crate.
 #![forbid(unsafe_code)]
 
-mod announce;
-mod app_log;
-mod app_output;
-pub mod bridge;
-mod child;
-pub mod completions;
-pub mod doctor;
+mod app;
+mod bridge;
+pub mod commands;
+pub mod inject;
 mod instance;
-pub mod logs;
-mod monitor;
-mod names;
-mod process_group;
-pub mod ps;
-pub mod route;
-pub mod router_cmd;
-mod router_log;
-pub mod shim_lib;
-pub mod stand_ins;
-pub mod stop;
-mod supervise;
-pub mod unshim;
-pub mod url;
-pub mod watchdog;
-mod worktree;
-pub mod wrap;
-mod wrap_bridge;
+mod router_process;

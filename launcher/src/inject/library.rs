@@ -6,7 +6,7 @@
 //!
 //! The library is preloaded into the user's apps, so an existing copy is
 //! reused only when the whole chain (home, `lib`, `lib/<hash>`, the file) is
-//! ours and closed to others (`shim_lib/trusted_dir.rs`): another user who planted an
+//! ours and closed to others (`library/trusted_dir.rs`): another user who planted an
 //! identical copy and kept write access could swap it for their own later.
 
 mod trusted_dir;

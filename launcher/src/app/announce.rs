@@ -22,8 +22,8 @@ use agentfs_contract::sidecar::Sidecar;
 use agentfs_contract::urls;
 use agentfs_router::watch::{self, Changes, Todo};
 
+use crate::app::monitor::Monitor;
 use crate::instance::Instance;
-use crate::monitor::Monitor;
 
 /// Full looks while the app starts, and after.
 const LOOK_FAST: Duration = Duration::from_secs(1);

@@ -22,7 +22,7 @@ use agentfs_contract::rundir::{Scan, State};
 use agentfs_contract::sidecar::Kind;
 use agentfs_contract::{layout, naming};
 
-use crate::bridge::procnet;
+use crate::app::procnet;
 
 /// How long a socket must stay unreachable before it is reported.
 const SETTLE: Duration = Duration::from_secs(1);

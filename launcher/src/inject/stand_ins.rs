@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 
 use agentfs_contract::env;
 
-use crate::shim_lib;
+use crate::inject::library;
 
 /// Interpreters that start apps through `#!/usr/bin/env NAME` or by name from
 /// a shell: the ones stood in for.
@@ -83,7 +83,7 @@ pub fn run(name: &str) -> i32 {
     if let Some(shim) = std::env::var_os(env::SHIM) {
         command.env(
             env::PRELOAD,
-            shim_lib::preload_value(Path::new(&shim), std::env::var_os(env::PRELOAD)),
+            library::preload_value(Path::new(&shim), std::env::var_os(env::PRELOAD)),
         );
     }
     let error = command.exec();

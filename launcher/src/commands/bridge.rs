@@ -2,16 +2,9 @@
 //! a Unix socket in the run directory forwarding to an app's real TCP port,
 //! for programs that cannot take the shim.
 //!
-//! Layout:
-//! - [`serve`]: one bridge socket under the contract (lock, sidecar, cleanup) and its forwarding.
-//! - [`procnet`]: the TCP ports a process tree listens on, from `/proc`.
-//!
 //! With CMD, the bridge runs it with `PORT=P`, passes signals on, and exits
 //! with its exit code; without, it fronts an already running server until
 //! interrupted. Either way its files are removed when it ends.
-
-pub(crate) mod procnet;
-pub(crate) mod serve;
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -19,9 +12,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use anyhow::{anyhow, Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::child::App;
+use crate::app::App;
+use crate::bridge::{self, socket::BoundBridge, socket::Endpoint};
 use crate::instance::Instance;
-use serve::{BoundBridge, Endpoint};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -91,8 +84,8 @@ pub fn run(args: BridgeArgs) -> Result<i32> {
         let serving = tokio::spawn(bridge.serve(async {
             let _ = stopped.await;
         }));
-        let router_port = Some(crate::router_cmd::url_port(&instance.home));
-        let command = command(&args.command, args.port)?;
+        let router_port = Some(crate::router_process::url_port(&instance.home));
+        let command = bridge::command(&args.command, args.port)?;
         let code = match App::spawn(&instance, command, router_port, false)? {
             Ok(app) => app.wait().await,
             Err(code) => Ok(code),
@@ -101,16 +94,6 @@ pub fn run(args: BridgeArgs) -> Result<i32> {
         serving.await.context("the bridge task failed")??;
         code
     })
-}
-
-/// `cmd` with `PORT` set: how a bridged app is told where to listen.
-pub(crate) fn command(cmd: &[OsString], port: u16) -> Result<tokio::process::Command> {
-    let (program, rest) = cmd
-        .split_first()
-        .ok_or_else(|| anyhow!("no command to run"))?;
-    let mut command = tokio::process::Command::new(program);
-    command.args(rest).env("PORT", port.to_string());
-    Ok(command)
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -6,7 +6,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::announce::Announcer;
+use crate::app::announce::Announcer;
 
 /// How often we look whether the child's process group is empty once the
 /// child itself has exited (its orphans may still be serving).

@@ -21,7 +21,8 @@ use serde_json::Value;
 
 use agentfs_contract::{layout, liveness, rundir, urls};
 
-use crate::{names, router_cmd};
+use crate::instance::names;
+use crate::router_process;
 
 /// How long the router may take to list its routes before ps goes without counts.
 const ROUTER_TIMEOUT: Duration = Duration::from_millis(500);
@@ -49,7 +50,7 @@ pub fn run(args: PsArgs) -> Result<i32> {
     let router = router_view(&home);
     let router_port = router
         .as_ref()
-        .map_or_else(router_cmd::configured_port, |r| r.0);
+        .map_or_else(router_process::configured_port, |r| r.0);
     let counts = router.map(|r| r.1);
     let scan = names::scan(&home)?;
     let mut listed = list(&scan, router_port, counts.as_ref());

@@ -1,5 +1,5 @@
 //! `agentfs logs [-f] [-n N] NAME`: what an instance's app wrote to stdout
-//! and stderr, as wrap kept it (see `app_log`).
+//! and stderr, as wrap kept it (see `instance::log`).
 //!
 //! NAME may also be an instance that no longer runs but left a log. `-f`
 //! keeps printing as the app writes, across rotations and across restarts
@@ -18,8 +18,8 @@ use notify::Watcher;
 
 use agentfs_contract::layout;
 
-use crate::app_log;
-use crate::names::{self, NameArg};
+use crate::instance::log;
+use crate::instance::names::{self, NameArg};
 
 /// How often a followed log is looked at when no file event came: a safety
 /// net for file systems whose events come late or not at all.
@@ -49,10 +49,10 @@ pub fn run(args: LogsArgs) -> Result<i32> {
     let home = layout::home_from_env()?;
     let logs_dir = layout::logs_dir(&home);
     let mut known = names::running(&names::scan(&home)?);
-    known.extend(app_log::logged(&logs_dir));
+    known.extend(log::logged(&logs_dir));
     let name = names::resolve(&args.name.name, &known)?;
-    let path = app_log::path(&logs_dir, &name);
-    let tail = app_log::read_tail(&path, args.lines)
+    let path = log::path(&logs_dir, &name);
+    let tail = log::read_tail(&path, args.lines)
         .with_context(|| format!("could not read {}", path.display()))?;
     let mut out = io::stdout().lock();
     if out

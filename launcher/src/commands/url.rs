@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 
 use agentfs_contract::urls;
 
-use crate::names::NameArg;
-use crate::router_cmd;
+use crate::instance::names::NameArg;
+use crate::router_process;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -29,7 +29,7 @@ pub fn run(args: UrlArgs) -> Result<i32> {
         .entries()
         .next()
         .with_context(|| format!("{} has no listener", found.name))?;
-    let url = urls::urls(&entry.sidecar, router_cmd::url_port(&found.home)).swap_remove(0);
+    let url = urls::urls(&entry.sidecar, router_process::url_port(&found.home)).swap_remove(0);
     println!("{url}");
     Ok(0)
 }

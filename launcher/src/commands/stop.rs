@@ -21,8 +21,8 @@ use agentfs_contract::naming;
 use agentfs_contract::rundir::{self, Entry, State};
 use agentfs_contract::sidecar::Kind;
 
-use crate::names::{self, InstanceName, NameArg, Running};
-use crate::process_group::{self, Target};
+use crate::app::process_group::{self, Target};
+use crate::instance::names::{self, InstanceName, NameArg, Running};
 
 /// How long stop waits for the processes once they got SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(5);

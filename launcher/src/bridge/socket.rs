@@ -22,6 +22,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use sidecar::{Kind, Sidecar};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
+use tokio::sync::watch;
 
 /// A local target either accepts or refuses at once; this only guards
 /// against a firewalled or wedged address.
@@ -182,6 +183,12 @@ impl BoundBridge {
             }
         }
     }
+}
+
+/// A shutdown for [`BoundBridge::serve`] that many bridges share: done once
+/// `stopped` says stop.
+pub(crate) async fn until_stopped(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 impl Drop for BoundBridge {

@@ -28,8 +28,8 @@ use anyhow::Result;
 
 use agentfs_contract::{layout, urls};
 
-use crate::names;
-use crate::shim_lib::EmbeddedShim;
+use crate::inject::library::EmbeddedShim;
+use crate::instance::names;
 use report::Check;
 
 #[derive(Debug, clap::Args)]

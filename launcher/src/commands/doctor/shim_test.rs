@@ -22,8 +22,8 @@ use agentfs_contract::{env, layout, naming, urls};
 
 use super::http;
 use super::report::Check;
+use crate::inject::library::{self, EmbeddedShim};
 use crate::instance::Instance;
-use crate::shim_lib::{self, EmbeddedShim};
 
 /// The app name the probe runs as.
 const APP: &str = "agentfs-doctor";
@@ -88,7 +88,7 @@ impl Probe {
         let mut child = command
             .envs(instance.env_vars())
             .env(env::SHIM, &shim_path)
-            .env(env::PRELOAD, shim_lib::preload_value(&shim_path, None))
+            .env(env::PRELOAD, library::preload_value(&shim_path, None))
             .env(env::LOG, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -15,10 +15,11 @@ use anyhow::Result;
 use agentfs_contract::{env, rundir};
 use agentfs_injectable::{self as injectable, Verdict};
 
-use crate::child::App;
+use crate::app::App;
+use crate::inject::library::{self, EmbeddedShim};
+use crate::inject::stand_ins;
 use crate::instance::{IdFrom, Instance};
-use crate::shim_lib::{self, EmbeddedShim};
-use crate::{router_cmd, stand_ins, wrap_bridge};
+use crate::{bridge, router_process};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -97,7 +98,7 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
         injectable::check(Path::new(program), shim.bytes)
     };
     if let Verdict::NotInjectable { reason } = verdict {
-        return wrap_bridge::run(&instance, &args.command, router_port, &reason);
+        return bridge::run(&instance, &args.command, router_port, &reason);
     }
     let shim_path = shim.install(&instance.home)?;
     let mut command = tokio::process::Command::new(program);
@@ -113,7 +114,7 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     }
     command.env(
         env::PRELOAD,
-        shim_lib::preload_value(&shim_path, std::env::var_os(env::PRELOAD)),
+        library::preload_value(&shim_path, std::env::var_os(env::PRELOAD)),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -161,7 +162,7 @@ fn say_what_runs(instance: &Instance, command: &[OsString]) {
 /// Starts the router unless one runs, and returns its port. A router that
 /// cannot start is not fatal: the app still runs and answers on its socket.
 fn start_router(home: &Path) -> Option<u16> {
-    match router_cmd::ensure_running(home, &router_cmd::Launch::default()) {
+    match router_process::ensure_running(home, &router_process::Launch::default()) {
         Ok(info) => Some(info.port),
         Err(e) => {
             eprintln!("agentfs: the router could not start ({e:#}); the app runs without URLs");

@@ -16,7 +16,7 @@ use clap_complete::shells;
 
 use agentfs_contract::layout;
 
-use crate::{app_log, names};
+use crate::instance::{log, names};
 
 /// The command the scripts complete (and run for names).
 const BIN: &str = "agentfs";
@@ -62,7 +62,7 @@ pub fn names(args: CompleteNamesArgs) -> Result<i32> {
     let home = layout::home_from_env()?;
     let mut known = names::running(&names::scan(&home)?);
     if args.subcommand == "logs" {
-        known.extend(app_log::logged(&layout::logs_dir(&home)));
+        known.extend(log::logged(&layout::logs_dir(&home)));
     }
     for name in names::unambiguous(&known) {
         println!("{name}");

@@ -7,25 +7,18 @@
 //! stdin whose other end only wrap holds. Once the app runs, wrap writes
 //! which process (or process group) to watch; when wrap is done with the
 //! app it writes `done`. If the pipe closes without `done`, wrap died: the
-//! watchdog sends SIGTERM to the app's group, and SIGKILL after [`GRACE`]
-//! if anything of it is left. This works the same on Linux and macOS (where
-//! there is no parent-death signal).
+//! watchdog ([`crate::commands::watchdog`]) sends SIGTERM to the app's
+//! group, and SIGKILL after a grace period if anything of it is left. This
+//! works the same on Linux and macOS (where there is no parent-death
+//! signal).
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
 
 use agentfs_contract::env;
-
-/// How long the app has to end on SIGTERM before it gets SIGKILL.
-const GRACE: Duration = Duration::from_secs(5);
-/// Gap between two looks at whether the app is gone.
-const POLL: Duration = Duration::from_millis(50);
 
 /// wrap's end of the watchdog.
 pub(crate) struct Watchdog {
@@ -65,45 +58,4 @@ impl Watchdog {
         drop(self.pipe);
         let _ = self.child.wait();
     }
-}
-
-/// `agentfs watchdog`: reads what to watch from stdin until `done` or EOF.
-pub fn run() -> i32 {
-    let mut target = None;
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        match line.split_once(' ') {
-            _ if line == "done" => return 0,
-            Some(("group", pid)) => target = pid.parse().ok().map(|p| (p, true)),
-            Some(("pid", pid)) => target = pid.parse().ok().map(|p| (p, false)),
-            _ => {}
-        }
-    }
-    if let Some((pid, group)) = target {
-        end(Pid::from_raw(pid), group);
-    }
-    0
-}
-
-/// SIGTERM, then SIGKILL after [`GRACE`] if the app (or its group) is still there.
-fn end(pid: Pid, group: bool) {
-    // `None` sends nothing: it asks whether anything is there to signal.
-    let signal = |sig: Option<Signal>| {
-        if group {
-            killpg(pid, sig)
-        } else {
-            kill(pid, sig)
-        }
-    };
-    if signal(Some(Signal::SIGTERM)).is_err() {
-        return;
-    }
-    let deadline = Instant::now() + GRACE;
-    while Instant::now() < deadline {
-        if signal(None).is_err() {
-            return;
-        }
-        std::thread::sleep(POLL);
-    }
-    let _ = signal(Some(Signal::SIGKILL));
 }

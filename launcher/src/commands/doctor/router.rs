@@ -14,7 +14,7 @@ use agentfs_router::client;
 
 use super::http;
 use super::report::Check;
-use crate::router_cmd;
+use crate::router_process;
 
 /// How long the router may take to answer one request.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -70,7 +70,7 @@ fn not_running(home: &Path) -> Check {
             ),
         );
     }
-    let port = router_cmd::configured_port();
+    let port = router_process::configured_port();
     match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
         Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => Check::fail(
             "router",

@@ -4,20 +4,38 @@
 //! process group of its own unless a terminal is ours to share (then it
 //! reads the keyboard and gets Ctrl-C from the terminal itself), with its
 //! listeners announced as they appear, its output passed on and kept in
-//! the instance's log ([`app_output`](crate::app_output)), and supervised
-//! until its process tree is gone ([`supervise`](crate::supervise)). A
-//! [`Watchdog`] ends it if wrap itself is killed first.
+//! the instance's log ([`output`]), and supervised until its process tree
+//! is gone ([`supervise`]). A [`Watchdog`] ends it if wrap itself is killed
+//! first.
+//!
+//! The parts [`App`] starts side by side, each on its own:
+//! - [`announce`]: one stderr line per listener as it becomes routable;
+//!   [`monitor`]: one line for what keeps a listener from being routable.
+//! - [`watchdog`]: ends the app when its wrap is killed.
+//! - [`output`]: the app's stdout and stderr, passed on and kept in its log.
+//! - [`supervise`]: signals passed on, the process tree waited for, the exit code.
+//!
+//! And for an app seen from outside:
+//! - [`procnet`]: the TCP ports a process tree listens on, from `/proc`.
+//! - [`process_group`]: what `agentfs stop` signals, and whether it still runs.
+
+mod announce;
+mod monitor;
+mod output;
+pub mod process_group;
+pub mod procnet;
+mod supervise;
+mod watchdog;
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
 
 use anyhow::Result;
 
-use crate::announce::Announcer;
-use crate::app_output::{Capture, Copying};
 use crate::instance::Instance;
-use crate::supervise;
-use crate::watchdog::Watchdog;
+use announce::Announcer;
+use output::{Capture, Copying};
+use watchdog::Watchdog;
 
 /// A running app.
 pub struct App {

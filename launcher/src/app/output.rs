@@ -1,5 +1,5 @@
 //! What the app writes to stdout and stderr: passed on unchanged to wrap's
-//! own stdout and stderr, and kept in the instance's log ([`crate::app_log`]).
+//! own stdout and stderr, and kept in the instance's log ([`crate::instance::log`]).
 //!
 //! A stream that is a terminal in wrap is a pseudo-terminal in the app, so
 //! the app still sees a terminal and keeps its colours; its output
@@ -23,8 +23,8 @@ use nix::sys::termios::{self, OutputFlags, SetArg};
 
 use agentfs_contract::layout;
 
-use crate::app_log::{self, LogWriter};
-use crate::names::{self, InstanceName};
+use crate::instance::log::{self, LogWriter};
+use crate::instance::names::{self, InstanceName};
 
 /// How long wrap waits, once the app is gone, for the last of its output:
 /// what it wrote is already buffered, so this bounds only a process that
@@ -146,7 +146,7 @@ fn prune_old_logs(home: &Path, logs_dir: &Path, current: &InstanceName) {
         .map(|scan| names::running(&scan))
         .unwrap_or_default();
     keep.insert(current.clone());
-    app_log::prune(logs_dir, &keep, std::time::SystemTime::now());
+    log::prune(logs_dir, &keep, std::time::SystemTime::now());
 }
 
 /// wrap's side of one stream and the app's end: a pseudo-terminal when

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use agentfs_contract::layout::{self, current_uid};
 use agentfs_contract::naming;
 
-use crate::names::InstanceName;
+use crate::instance::names::InstanceName;
 
 /// Largest size of one log file before it is rotated: a few days of a
 /// chatty dev server, and small enough to read whole.

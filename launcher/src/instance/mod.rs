@@ -7,6 +7,15 @@
 //! wrapped process this one runs in (so a nested wrap joins its stack); the
 //! git work tree's branch (so every service started from one worktree lands
 //! in one stack); a short random id unused in the run directory.
+//!
+//! Beside it, what needs no running app:
+//! - [`names`]: NAME as `logs`, `stop` and `url` take it, found in the run directory.
+//! - [`worktree`]: the default instance id inside a git work tree.
+//! - [`log`]: the instance's log, as wrap writes it and `logs` reads it.
+
+pub mod log;
+pub mod names;
+mod worktree;
 
 use std::collections::hash_map::RandomState;
 use std::ffi::OsString;
@@ -18,8 +27,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use agentfs_contract::{env, layout, liveness, naming, rundir};
 
-use crate::names::InstanceName;
-use crate::worktree;
+use names::InstanceName;
 
 /// What a wrapped or bridged app runs as.
 #[derive(Debug, Clone)]
