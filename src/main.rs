@@ -7,7 +7,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 
 use agentfs_launcher::commands::{
-    bridge, completions, doctor, logs, ps, route, router, stop, url, watchdog, wrap,
+    bridge, completions, doctor, exec, logs, ps, reaper, route, router, stop, url, wrap,
 };
 use agentfs_launcher::inject::{library::EmbeddedShim, stand_ins, unshim};
 
@@ -36,6 +36,9 @@ http://APP.localhost:PORT and http://INSTANCE.APP.localhost:PORT.";
 enum Command {
     /// Run CMD with the shim, so its TCP listeners become per-instance Unix sockets.
     Wrap(wrap::WrapArgs),
+    /// Run CMD as a client of an instance: its connects to localhost reach the instance's
+    /// listeners, and nothing it listens on is announced or routed.
+    Exec(exec::ExecArgs),
     /// Forward a run-dir socket to an app's TCP port, for programs that cannot take the shim.
     Bridge(bridge::BridgeArgs),
     /// List every instance: app, instance, kind, pid, port, URL, status, uptime.
@@ -60,9 +63,10 @@ enum Command {
     /// The NAMEs the completion scripts offer (used by them).
     #[command(hide = true)]
     CompleteNames(completions::CompleteNamesArgs),
-    /// Ends an app whose wrap was killed (started by wrap itself).
+    /// The app's first process, which keeps its process tree whole and ends it with
+    /// wrap (started by wrap itself).
     #[command(hide = true)]
-    Watchdog,
+    Reaper(reaper::ReaperArgs),
     // New subcommands: one variant here and one arm in `main` below.
 }
 
@@ -76,6 +80,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Wrap(args) => wrap::run(args, &SHIM),
+        Command::Exec(args) => exec::run(args, &SHIM),
         Command::Bridge(args) => bridge::run(args),
         Command::Ps(args) => ps::run(args),
         Command::Route(args) => route::run(args),
@@ -87,7 +92,7 @@ fn main() {
         Command::DoctorProbe(args) => doctor::probe::run(args),
         Command::Completions(args) => completions::run(args, Cli::command()),
         Command::CompleteNames(args) => completions::names(args),
-        Command::Watchdog => Ok(watchdog::run()),
+        Command::Reaper(args) => Ok(reaper::run(args)),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -55,6 +55,64 @@ fn port_zero_listeners_of_one_instance_get_distinct_ports_that_connects_reach() 
     }
 }
 
+/// Headless Chromium with a DevTools port the kernel picks (port 0), as a
+/// test runner's worker starts it, in `user_data_dir`.
+fn chromium(user_data_dir: &std::path::Path) -> Vec<String> {
+    [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--remote-debugging-port=0",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([
+        format!("--user-data-dir={}", user_data_dir.display()),
+        "about:blank".to_owned(),
+    ])
+    .collect()
+}
+
+#[test]
+fn three_chromiums_started_at_once_in_one_instance_all_serve_devtools() {
+    let home = TestHome::new();
+    let dirs: Vec<std::path::PathBuf> = (0..3)
+        .map(|i| home.dir.join(format!("chrome{i}")))
+        .collect();
+    let _browsers: Vec<Wrapped> = dirs
+        .iter()
+        .map(|dir| home.wrap("chrome", "w", &chromium(dir)))
+        .collect();
+    let ports: Vec<u16> = dirs
+        .iter()
+        .map(|dir| {
+            wait_for("Chromium's DevToolsActivePort", || {
+                let text = std::fs::read_to_string(dir.join("DevToolsActivePort")).ok()?;
+                text.lines().next()?.parse().ok()
+            })
+        })
+        .collect();
+    let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+    assert_eq!(distinct.len(), 3, "{ports:?}");
+    for port in ports {
+        let url = format!("http://127.0.0.1:{port}/json/version");
+        let mut command = home.agentfs(&["exec", "--instance", "w", "--"]);
+        command.args(python("client.py", &["get", &url]));
+        let ran = common::clients::finish(Wrapped::spawn(command));
+        let body = ran.report["body"].as_str().unwrap_or_default();
+        assert!(
+            body.contains("\"Browser\""),
+            "DevTools on {port}: {}",
+            ran.report
+        );
+    }
+}
+
 /// Runs a churn fixture (`port_zero.py churn N` or `churn.js N`) under
 /// `ulimit -n 1024` and returns its `fds before B after A` counts, checking
 /// the run directory while the process still lives.

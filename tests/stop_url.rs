@@ -23,11 +23,13 @@ fn stop_sends_term_to_the_apps_group_and_says_what_it_stopped() {
     let home = TestHome::new();
     let mut app = home.wrap("web", "a", &Fixture::Node.command(&["3000"]));
     let car = home.wait_sidecar("web", "a", Some(3000));
+    // SAFETY: getpgid has no memory preconditions.
+    let group = unsafe { libc::getpgid(car.pid as i32) };
     let said = stdout(&home.run(&["stop", "web"]));
     for part in [
         "stopped a.web",
         "server.js 3000",
-        &format!("process group {}", car.pid),
+        &format!("process group {group}"),
         "after SIGTERM",
     ] {
         assert!(said.contains(part), "{said}");

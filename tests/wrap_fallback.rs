@@ -9,23 +9,13 @@ use common::{bridge as bridge_common, router as router_common};
 
 use bridge_common::*;
 
-/// Children of process `parent` whose command name is `comm`.
-fn children_named(parent: u32, comm: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+/// Processes of the tree under `root` whose command name is `comm`.
+fn descendants_named(root: u32, comm: &str) -> Vec<u32> {
+    agentfs_procs::descendants(root)
+        .into_iter()
         .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let Some((name, rest)) = stat.split_once('(').and_then(|(_, s)| s.rsplit_once(')'))
-            else {
-                return false;
-            };
-            // After the name: state, then the parent's pid.
-            let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-            name == comm && ppid == Some(parent)
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|name| name.trim() == comm)
         })
         .collect()
 }
@@ -67,7 +57,7 @@ fn wrap_bridge_finds_a_server_that_ignores_port() {
     assert_eq!(home.sidecars().len(), 1, "{:?}", home.sidecars());
 
     let pids = wait_for("the server process", || {
-        Some(children_named(wrap.child.id(), "server-static")).filter(|p| !p.is_empty())
+        Some(descendants_named(wrap.child.id(), "server-static")).filter(|p| !p.is_empty())
     });
     for pid in pids {
         std::process::Command::new("kill")

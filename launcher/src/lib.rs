@@ -7,6 +7,7 @@
 //! `run()`, which `src/main.rs` calls:
 //! - `wrap`: `agentfs wrap -- CMD`: run an app with the shim preloaded (or
 //!   behind a bridge when it cannot take the shim).
+//! - `exec`: `agentfs exec -- CMD`: run a client of an instance (wired, never routed).
 //! - `bridge`: `agentfs bridge`: a run-dir socket forwarding to an app's TCP port.
 //! - `ps`: `agentfs ps`: every instance, live or stale, as a table or JSON.
 //! - `route`: `agentfs route`: a name for a Unix socket no agentfs process made.
@@ -18,8 +19,8 @@
 //!   per check, and its hidden probe (`agentfs doctor-probe`).
 //! - `completions`: `agentfs completions SHELL`, and the hidden
 //!   `complete-names` the scripts ask for NAMEs.
-//! - `watchdog`: the hidden `agentfs watchdog`, which ends the app when its
-//!   wrap was killed.
+//! - `reaper`: the hidden `agentfs reaper`, the app's first process, which
+//!   keeps its process tree whole and ends it with wrap.
 //!
 //! The machinery, each folder using only those listed after it:
 //! - `bridge/`: bridges, for programs the shim cannot enter. `mod.rs` is
@@ -29,7 +30,7 @@
 //! - `app/`: running one app to the end. `mod.rs` is `App`,
 //!   which starts the app and, side by side, `announce` (a line per
 //!   listener; `monitor`: a line for what keeps one from being routable),
-//!   `watchdog` (wrap's end of it), `output` (the app's stdout and stderr,
+//!   `reaper` (the app's first process, between wrap and the app), `output` (the app's stdout and stderr,
 //!   passed on and kept) and `supervise` (signals, the process tree, the
 //!   exit code). Beside them, for an app seen from outside: `procnet` (the
 //!   ports a process tree listens on, from `/proc`) and `process_group`

@@ -1,6 +1,10 @@
 //! The shim's settings, read once from the environment in the constructor.
 //!
-//! Without `AGENTFS_APP` the shim is not under agentfs and does nothing. With
+//! With `AGENTFS_APP` the process is part of an app: its listeners are
+//! converted. With `AGENTFS_INSTANCE` but no app (`agentfs exec`) it is a
+//! client of its instance: its connects are wired and its names resolve,
+//! and its listeners stay real TCP, never announced or routed. With
+//! neither, the shim is not under agentfs and does nothing. With
 //! settings that are present but unusable (a bad name, a run directory that is
 //! not private), it also does nothing, and says why on stderr only when
 //! `AGENTFS_LOG` asks: the app must run exactly as it would without us.
@@ -12,9 +16,20 @@ use std::sync::OnceLock;
 
 use agentfs_contract::{env, layout, naming};
 
+/// What an active shim does for its process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Part of an app: listeners are converted, connects wired.
+    App,
+    /// A client of its instance: connects wired, listeners left alone.
+    Client,
+}
+
 /// Settings of an active shim.
 #[derive(Debug)]
 pub struct Config {
+    pub role: Role,
+    /// The app's name; empty for a client.
     pub app: String,
     pub instance: String,
     pub run_dir: PathBuf,
@@ -35,12 +50,19 @@ pub fn init() {
     );
     match from_env() {
         Ok(Some(config)) => {
-            log(format_args!(
-                "active for {}/{} in {}",
-                config.app,
-                config.instance,
-                config.run_dir.display()
-            ));
+            match config.role {
+                Role::App => log(format_args!(
+                    "active for {}/{} in {}",
+                    config.app,
+                    config.instance,
+                    config.run_dir.display()
+                )),
+                Role::Client => log(format_args!(
+                    "active as a client of instance {} in {}",
+                    config.instance,
+                    config.run_dir.display()
+                )),
+            }
             let _ = CONFIG.set(config);
         }
         Ok(None) => {}
@@ -77,17 +99,24 @@ pub fn log(message: std::fmt::Arguments<'_>) {
 }
 
 fn from_env() -> Result<Option<Config>, String> {
-    let Some(app) = std::env::var_os(env::APP) else {
-        return Ok(None);
+    let (role, app) = match std::env::var_os(env::APP) {
+        Some(app) => (Role::App, app),
+        None if std::env::var_os(env::INSTANCE).is_some() => (Role::Client, "client".into()),
+        None => return Ok(None),
     };
     let app = app
         .into_string()
         .map_err(|_| format!("{} is not UTF-8", env::APP))?;
     let instance = std::env::var(env::INSTANCE)
         .map_err(|_| format!("{} is missing or not UTF-8", env::INSTANCE))?;
-    let run_dir = PathBuf::from(
-        std::env::var_os(env::RUN_DIR).ok_or_else(|| format!("{} is missing", env::RUN_DIR))?,
-    );
+    let Some(run_dir) = std::env::var_os(env::RUN_DIR) else {
+        return match role {
+            Role::App => Err(format!("{} is missing", env::RUN_DIR)),
+            // An instance id alone (set by hand, say) is no client's.
+            Role::Client => Ok(None),
+        };
+    };
+    let run_dir = PathBuf::from(run_dir);
     if !naming::is_label(&app) || !naming::is_label(&instance) {
         return Err(format!(
             "app {app:?} or instance {instance:?} is not a DNS label"
@@ -103,7 +132,12 @@ fn from_env() -> Result<Option<Config>, String> {
     layout::check_private_dir(&run_dir).map_err(|e| e.to_string())?;
     let mut run_dir_prefix = run_dir.as_os_str().as_encoded_bytes().to_vec();
     run_dir_prefix.push(b'/');
+    let app = match role {
+        Role::App => app,
+        Role::Client => String::new(),
+    };
     Ok(Some(Config {
+        role,
         app,
         instance,
         run_dir,

@@ -21,7 +21,7 @@ use libc::c_int;
 
 use agentfs_contract::{liveness, naming};
 
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::pass::{Outcome, Pass};
 use crate::registry::{CleanupPaths, Listener, Table, TABLE};
 use crate::sockaddr::Family;
@@ -29,6 +29,9 @@ use crate::{announce, cleanup, config, release, sys};
 
 /// Converts `fd`, which the app is binding to `requested`.
 pub fn bind(config: &Config, fd: RawFd, requested: SocketAddr) -> Outcome {
+    if config.role == Role::Client {
+        return Outcome::Pass(Pass::Client);
+    }
     match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE) {
         Ok(libc::SOCK_STREAM) => {}
         _ => return Outcome::Pass(Pass::NotStream),

@@ -27,7 +27,7 @@ use crate::{cleanup, convert, guard, sys};
 /// Looks at every descriptor this process started with. Called from the
 /// constructor, once the configuration is read.
 pub fn adopt() {
-    let Some(config) = config::active() else {
+    let Some(config) = config::active().filter(|c| c.role == config::Role::App) else {
         return;
     };
     let Some(_guard) = guard::enter() else {

@@ -90,10 +90,13 @@ pub enum Pass {
     /// getaddrinfo, gethostbyname: not `*.localhost` (or `localhost` itself,
     /// which the resolver answers as it is).
     NotLocalhostName,
+    /// bind: this process is a client of its instance (`agentfs exec`):
+    /// its listeners stay real TCP.
+    Client,
 }
 
 impl Pass {
-    const COUNT: usize = Pass::NotLocalhostName as usize + 1;
+    const COUNT: usize = Pass::Client as usize + 1;
 
     pub fn describe(self) -> &'static str {
         match self {
@@ -117,6 +120,7 @@ impl Pass {
             Pass::AlreadyConnected => "the socket is already bound or connected",
             Pass::Refused => "the instance's socket for that port refused",
             Pass::NotLocalhostName => "not a *.localhost name",
+            Pass::Client => "a client of its instance: listeners stay real TCP",
         }
     }
 }
@@ -252,6 +256,7 @@ mod tests {
             Pass::AlreadyConnected,
             Pass::Refused,
             Pass::NotLocalhostName,
+            Pass::Client,
         ];
         assert_eq!(all.len(), Pass::COUNT);
         let mut texts: Vec<_> = all.iter().map(|p| p.describe()).collect();

@@ -5,13 +5,14 @@
 //! reads the keyboard and gets Ctrl-C from the terminal itself), with its
 //! listeners announced as they appear, its output passed on and kept in
 //! the instance's log ([`output`]), and supervised until its process tree
-//! is gone ([`supervise`]). A [`Watchdog`] ends it if wrap itself is killed
-//! first.
+//! is gone ([`supervise`]). The app's first process is the [`reaper`],
+//! which keeps the tree whole (daemons that leave their group included)
+//! and ends it if wrap itself is killed first.
 //!
 //! The parts [`App`] starts side by side, each on its own:
 //! - [`announce`]: one stderr line per listener as it becomes routable;
 //!   [`monitor`]: one line for what keeps a listener from being routable.
-//! - [`watchdog`]: ends the app when its wrap is killed.
+//! - [`reaper`]: the process between wrap and the app (`agentfs reaper`).
 //! - [`output`]: the app's stdout and stderr, passed on and kept in its log.
 //! - [`supervise`]: signals passed on, the process tree waited for, the exit code.
 //!
@@ -24,8 +25,8 @@ mod monitor;
 mod output;
 pub mod process_group;
 pub mod procnet;
+pub mod reaper;
 mod supervise;
-mod watchdog;
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
@@ -35,14 +36,13 @@ use anyhow::Result;
 use crate::instance::Instance;
 use announce::Announcer;
 use output::{Capture, Copying};
-use watchdog::Watchdog;
 
-/// A running app.
+/// A running app (or a client of an instance, which has no announcer and
+/// keeps no log).
 pub struct App {
     child: tokio::process::Child,
     interactive: bool,
-    announcer: Announcer,
-    watchdog: Watchdog,
+    announcer: Option<Announcer>,
     output: Option<Copying>,
 }
 
@@ -59,13 +59,13 @@ impl App {
         shimmed: bool,
     ) -> Result<Result<App, i32>> {
         command.envs(instance.env_vars());
+        let mut command = reaper::around(&command)?;
         let interactive = std::io::stdin().is_terminal();
         if !interactive {
             command.process_group(0);
         }
         // Watching starts before the child does, so no listener is missed.
         let mut announcer = Announcer::start(instance, router_port)?;
-        let mut watchdog = Watchdog::start()?;
         let capture = Capture::attach(&mut command, &instance.home, &instance.name());
         let program = command.as_std().get_program().to_owned();
         let spawned = command.spawn();
@@ -74,21 +74,37 @@ impl App {
         Ok(match spawned {
             Ok(child) => {
                 if let Some(pid) = child.id() {
-                    watchdog.watch(pid, !interactive);
                     announcer.watch(pid, shimmed);
                 }
                 Ok(App {
                     child,
                     interactive,
-                    announcer,
-                    watchdog,
+                    announcer: Some(announcer),
                     output: capture.map(Capture::start),
                 })
             }
-            Err(err) => {
-                watchdog.release();
-                Err(spawn_failure(&program, &err))
-            }
+            Err(err) => Err(spawn_failure(&program, &err)),
+        })
+    }
+
+    /// Starts `command` as a client of an instance (its variables set by
+    /// the caller): under the reaper, so its whole tree ends with it, its
+    /// output left as it is, nothing announced.
+    pub fn spawn_client(command: tokio::process::Command) -> Result<Result<App, i32>> {
+        let mut command = reaper::around(&command)?;
+        let interactive = std::io::stdin().is_terminal();
+        if !interactive {
+            command.process_group(0);
+        }
+        let program = command.as_std().get_program().to_owned();
+        Ok(match command.spawn() {
+            Ok(child) => Ok(App {
+                child,
+                interactive,
+                announcer: None,
+                output: None,
+            }),
+            Err(err) => Err(spawn_failure(&program, &err)),
         })
     }
 
@@ -103,7 +119,6 @@ impl App {
         if let Some(output) = self.output {
             output.finish().await;
         }
-        self.watchdog.release();
         code
     }
 }

@@ -18,7 +18,7 @@ const GROUP_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 pub async fn until_exit(
     mut child: tokio::process::Child,
     interactive: bool,
-    mut announcer: Announcer,
+    mut announcer: Option<Announcer>,
 ) -> Result<i32> {
     let pid = Pid::from_raw(child.id().map_or(0, |id| id as i32));
     let mut signals = Signals::new()?;
@@ -26,7 +26,7 @@ pub async fn until_exit(
         tokio::select! {
             status = child.wait() => break status?,
             Some(sig) = signals.next() => forward(sig, pid, interactive),
-            () = announcer.next() => {}
+            () = announce(&mut announcer) => {}
         }
     };
     if !interactive {
@@ -35,11 +35,19 @@ pub async fn until_exit(
             tokio::select! {
                 _ = poll.tick() => {}
                 Some(sig) = signals.next() => forward(sig, pid, interactive),
-                () = announcer.next() => {}
+                () = announce(&mut announcer) => {}
             }
         }
     }
     Ok(exit_code(status))
+}
+
+/// The announcer's next step, or never when there is none (a client).
+async fn announce(announcer: &mut Option<Announcer>) {
+    match announcer {
+        Some(announcer) => announcer.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
@@ -49,15 +57,12 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
-/// Sends `sig` on: to the child's whole group when it has one. In a terminal,
-/// the terminal already sent SIGINT and SIGQUIT to the child itself.
+/// Sends `sig` on to the reaper, which passes it to the app's whole tree.
+/// In a terminal, the terminal already sent SIGINT and SIGQUIT to the
+/// foreground group, the reaper and the app in it.
 fn forward(sig: Signal, pid: Pid, interactive: bool) {
-    if interactive {
-        if !matches!(sig, Signal::SIGINT | Signal::SIGQUIT) {
-            let _ = kill(pid, sig);
-        }
-    } else {
-        let _ = killpg(pid, sig);
+    if !interactive || !matches!(sig, Signal::SIGINT | Signal::SIGQUIT) {
+        let _ = kill(pid, sig);
     }
 }
 

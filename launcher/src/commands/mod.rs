@@ -5,11 +5,12 @@
 pub mod bridge;
 pub mod completions;
 pub mod doctor;
+pub mod exec;
 pub mod logs;
 pub mod ps;
+pub mod reaper;
 pub mod route;
 pub mod router;
 pub mod stop;
 pub mod url;
-pub mod watchdog;
 pub mod wrap;

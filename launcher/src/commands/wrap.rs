@@ -1,23 +1,23 @@
 //! `agentfs wrap [--name NAME] [--instance ID] -- CMD [ARGS...]`: runs CMD with
 //! the shim preloaded, so its TCP listeners become Unix sockets of one instance.
 //!
-//! wrap sets the `AGENTFS_*` variables and the preload variable, runs CMD,
-//! forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT to it, prints a line per listener as
-//! it appears, exits with CMD's exit code, and removes the instance's files
-//! once the child's process tree is gone (files still locked by a live
-//! process, such as a daemon that outlived CMD, are left alone).
+//! wrap sets the `AGENTFS_*` variables and the preload variable, runs CMD
+//! under the reaper (`app::reaper`), forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT
+//! to its whole process tree, prints a line per listener as it appears,
+//! lives as long as anything it started lives, exits with CMD's exit code,
+//! and removes the instance's files once the tree is gone.
 
 use std::ffi::OsString;
 use std::path::Path;
 
 use anyhow::Result;
 
-use agentfs_contract::{env, rundir};
+use agentfs_contract::rundir;
 use agentfs_injectable::{self as injectable, Verdict};
 
 use crate::app::App;
-use crate::inject::library::{self, EmbeddedShim};
-use crate::inject::stand_ins;
+use crate::inject::library::EmbeddedShim;
+use crate::inject::preload;
 use crate::instance::{IdFrom, Instance};
 use crate::{bridge, router_process};
 
@@ -41,11 +41,18 @@ the real port. So a whole stack runs once per instance:
   (the same three with --instance feat-y: same ports, their own services)
 
 Inside a git work tree the instance defaults to the branch, so the three
-commands need no --instance there. A command that never listens is a client
-of its instance: agentfs wrap --instance feat-x -- curl localhost:3000.
+commands need no --instance there. A client of an instance (a test runner, a
+browser driver, curl) runs with `agentfs exec --instance feat-x -- CMD`:
+wired the same way, but nothing it listens on is announced or routed.
 Inside wrapped processes localhost and *.localhost resolve to loopback.
 Not wired: the connects of static binaries and Go programs on Linux (they
-make their own system calls).")]
+make their own system calls).
+
+Everything wrap starts ends with it, whatever session or process group it
+moved to (setsid, a daemon's double fork such as `pg_ctl start`): wrap lives
+as long as anything it started lives, passes Ctrl-C and SIGTERM to all of
+it, and if wrap is killed (even with SIGKILL) its tree is ended for it.
+(On macOS a daemon that double-forks leaves the tree.)")]
 pub struct WrapArgs {
     /// App name (a DNS label). Default: package.json's name, else the directory's name.
     #[arg(long, value_name = "NAME")]
@@ -100,22 +107,10 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     if let Verdict::NotInjectable { reason } = verdict {
         return bridge::run(&instance, &args.command, router_port, &reason);
     }
-    let shim_path = shim.install(&instance.home)?;
     let mut command = tokio::process::Command::new(program);
     command.args(&args.command[1..]);
-    command.env(env::SHIM, &shim_path);
-    if args.stand_ins || (cfg!(target_os = "macos") && !args.no_stand_ins) {
-        let dir = stand_ins::install(&shim_path.with_file_name("stand-ins"))?;
-        command.env(
-            "PATH",
-            stand_ins::path_with(&dir, std::env::var_os("PATH").as_deref())?,
-        );
-        command.env(env::STAND_INS, &dir);
-    }
-    command.env(
-        env::PRELOAD,
-        library::preload_value(&shim_path, std::env::var_os(env::PRELOAD)),
-    );
+    let stand_ins = preload::wants_stand_ins(args.stand_ins, args.no_stand_ins);
+    preload::set_up(&mut command, shim, &instance.home, stand_ins, router_port)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

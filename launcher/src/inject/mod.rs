@@ -4,6 +4,7 @@
 //!   under `$AGENTFS_HOME/lib/`, and the preload variable that names it.
 //! - [`stand_ins`]: interpreter stand-ins that put the preload variable back
 //!   where something (macOS SIP) strips it.
+//! - [`preload`]: a command's environment set up to run with the shim.
 //! - [`unshim`]: an agentfs started inside a wrapped process re-executes
 //!   itself without the shim.
 //!
@@ -11,5 +12,6 @@
 //! crate's question.
 
 pub mod library;
+pub mod preload;
 pub mod stand_ins;
 pub mod unshim;

@@ -196,6 +196,25 @@ fn instance_id(
     )
 }
 
+/// The instance a client or a stack of the current directory belongs to:
+/// `explicit` (`--instance`), else the instance this runs in
+/// (`AGENTFS_INSTANCE`), else the git work tree's. `None` when none of them
+/// says: a made-up id would name an instance nothing runs in.
+pub fn existing_id(explicit: Option<&str>) -> Result<Option<(String, IdFrom)>> {
+    if let Some(id) = explicit {
+        let id = naming::sanitize_label(id).ok_or_else(|| {
+            anyhow!("--instance {id:?} has no letters or digits to make a host name from")
+        })?;
+        return Ok(Some((id, IdFrom::Flag)));
+    }
+    let outer = std::env::var(env::INSTANCE).ok();
+    if let Some(outer) = outer.filter(|id| naming::is_label(id)) {
+        return Ok(Some((outer, IdFrom::Outer)));
+    }
+    let cwd = std::env::current_dir().context("could not read the current directory")?;
+    Ok(worktree::default_instance(&cwd).map(|(id, origin)| (id, IdFrom::Git(origin))))
+}
+
 fn random_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut hasher = RandomState::new().build_hasher();
