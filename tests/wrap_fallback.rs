@@ -103,6 +103,10 @@ fn wrap_runs_a_static_server_behind_a_bridge_reachable_through_the_router() {
         stderr.contains("statically linked"),
         "one line says why: {stderr}"
     );
+    assert!(
+        stderr.contains("connects to localhost ports go to the host's ports"),
+        "and what the bridge does not do: {stderr}"
+    );
     assert_eq!(code, Some(128 + 15), "{stderr}");
     router.stop();
 }

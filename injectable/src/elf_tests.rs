@@ -30,7 +30,7 @@ fn compile(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
 
 fn reason(verdict: Verdict) -> String {
     match verdict {
-        Verdict::NotInjectable { reason } => reason,
+        Verdict::NotInjectable { reason, .. } => reason,
         Verdict::Injectable => panic!("expected NotInjectable"),
     }
 }

@@ -41,7 +41,13 @@ pub enum Verdict {
     /// read: then the exec itself reports the real error.
     Injectable,
     /// Use a bridge instead; `reason` is one sentence a user understands.
-    NotInjectable { reason: String },
+    /// `strips_children`: the loader also deletes the preload variable from
+    /// the program's environment (macOS: SIP, restricted or hardened), so
+    /// nothing it starts can take the shim either.
+    NotInjectable {
+        reason: String,
+        strips_children: bool,
+    },
 }
 
 impl Verdict {
@@ -52,6 +58,17 @@ impl Verdict {
     fn not(program: &Path, why: impl std::fmt::Display) -> Verdict {
         Verdict::NotInjectable {
             reason: format!("{} {why}", program.display()),
+            strips_children: false,
+        }
+    }
+
+    fn stripping(self) -> Verdict {
+        match self {
+            Verdict::NotInjectable { reason, .. } => Verdict::NotInjectable {
+                reason,
+                strips_children: true,
+            },
+            injectable => injectable,
         }
     }
 }
@@ -104,11 +121,15 @@ pub fn check_in(program: &Path, path_var: Option<&OsStr>, platform: Platform) ->
     };
     let verdict = check_binary(&resolved.binary, platform);
     match verdict {
-        Verdict::NotInjectable { reason } if resolved.chain.len() > 1 => Verdict::NotInjectable {
+        Verdict::NotInjectable {
+            reason,
+            strips_children,
+        } if resolved.chain.len() > 1 => Verdict::NotInjectable {
             reason: format!(
                 "{reason} (it runs {})",
                 script::describe_chain(&resolved.chain)
             ),
+            strips_children,
         },
         other => other,
     }
@@ -136,10 +157,14 @@ pub fn check_binary(binary: &Path, platform: Platform) -> Verdict {
         Platform::MacOs(shim) => {
             let real = binary.canonicalize().unwrap_or_else(|_| binary.to_owned());
             if let Some(why) = macho::path_rule(&real, file_flags(&meta)) {
-                return Verdict::not(binary, why);
+                return Verdict::not(binary, why).stripping();
             }
             if let Some(why) = macho::verdict(&source, macho::Arch::host(), shim) {
-                return Verdict::not(binary, why);
+                let verdict = Verdict::not(binary, why);
+                return match macho::prunes_environment(&source, macho::Arch::host()) {
+                    true => verdict.stripping(),
+                    false => verdict,
+                };
             }
         }
     }

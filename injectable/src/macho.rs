@@ -110,6 +110,31 @@ pub fn verdict(src: &(impl ReadAt + ?Sized), host: Arch, shim: ShimArches) -> Op
     }
 }
 
+/// Whether dyld, besides ignoring the preload variable for this program,
+/// deletes it from the program's environment, so that nothing it starts
+/// gets the shim either: a restricted or hardened program without the
+/// `allow-dyld-environment-variables` entitlement (dyld's environment
+/// pruning). A launcher such as `uv` or `turbo` built so sends its whole
+/// app to the bridge.
+pub fn prunes_environment(src: &(impl ReadAt + ?Sized), host: Arch) -> bool {
+    let Ok(table) = slice_table(src) else {
+        return false;
+    };
+    let Ok(entry) = pick_slice(&table, host) else {
+        return false;
+    };
+    let Ok(slice) = read_slice(src, entry) else {
+        return false;
+    };
+    if slice.restrict_section {
+        return true;
+    }
+    slice.signature.as_ref().is_some_and(|sig| {
+        sig.flags & CS_RESTRICT != 0
+            || (sig.flags & CS_RUNTIME != 0 && sig.entitlements.bool(ALLOW_DYLD) != Some(true))
+    })
+}
+
 /// The rules, on the slice that runs.
 pub fn decide(slice: &Slice, shim: ShimArches) -> Option<String> {
     if !shim.has(slice.arch) {

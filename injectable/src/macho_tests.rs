@@ -84,6 +84,31 @@ fn restrict_section_and_cs_restrict_are_not() {
 }
 
 #[test]
+fn launchers_dyld_prunes_are_told_from_those_it_does_not() {
+    // uv, turbo: hardened without the entitlement. dyld deletes the
+    // variable from their environment, so what they start loses it too.
+    let uv_like = thin(&SliceSpec::arm64().signed(CS_RUNTIME, None));
+    assert!(prunes_environment(&uv_like[..], Arch::Arm64));
+    let java_like = thin(&SliceSpec::arm64().signed(CS_RUNTIME, Some(vec![(ALLOW_DYLD, false)])));
+    assert!(prunes_environment(&java_like[..], Arch::Arm64));
+    let restricted = SliceSpec {
+        restrict: true,
+        ..SliceSpec::arm64()
+    };
+    assert!(prunes_environment(&thin(&restricted)[..], Arch::Arm64));
+    // Refused for other reasons, they keep the variable in their environment.
+    let lv_only = thin(&SliceSpec::arm64().signed(CS_REQUIRE_LV, None));
+    assert!(!prunes_environment(&lv_only[..], Arch::Arm64));
+    assert!(!prunes_environment(
+        &thin(&SliceSpec::arm64e())[..],
+        Arch::Arm64
+    ));
+    let node_like = thin(&SliceSpec::arm64().signed(CS_RUNTIME, Some(ENTITLED.to_vec())));
+    assert!(!prunes_environment(&node_like[..], Arch::Arm64));
+    assert!(!prunes_environment(&b"#!/bin/sh\n"[..], Arch::Arm64));
+}
+
+#[test]
 fn arm64e_only_is_not() {
     let bytes = thin(&SliceSpec::arm64e());
     assert_eq!(parse(&bytes[..]).unwrap()[0].arch, Arch::Arm64e);
@@ -258,7 +283,7 @@ fn macos_rules_on_fixture_files() {
         universal(&[SliceSpec::x86_64(), SliceSpec::arm64()]),
     )
     .unwrap();
-    let Verdict::NotInjectable { reason } =
+    let Verdict::NotInjectable { reason, .. } =
         check_binary(&hardened, Platform::MacOs(ShimArches::UNIVERSAL))
     else {
         panic!("hardened without entitlement must not be injectable");

@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn stat_fields_after_an_awkward_name() {
         assert_eq!(parent_of("42 (a) b (c) S 7 42 42"), Some(7));
+        assert_eq!(parent_of("42 (a) b) c) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_of("42 (x) R"), None);
         assert_eq!(parent_of("42 (no close"), None);
+        assert_eq!(parent_of(""), None);
     }
 
     #[test]

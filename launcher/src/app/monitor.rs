@@ -166,7 +166,7 @@ fn diagnose(pid: u32) -> (String, String) {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .unwrap_or_else(|_| PathBuf::from(format!("/proc/{pid}/exe")));
     let platform = agentfs_injectable::Platform::Linux;
-    if let agentfs_injectable::Verdict::NotInjectable { reason } =
+    if let agentfs_injectable::Verdict::NotInjectable { reason, .. } =
         agentfs_injectable::check_binary(&exe, platform)
     {
         return (

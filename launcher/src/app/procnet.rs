@@ -8,8 +8,9 @@
 //! listener is *shared* when a socket outside the tree listens on the same
 //! port where connections could reach either (same address, or a wildcard):
 //! `SO_REUSEPORT` lets a second copy of a server bind the same port, and the
-//! kernel then spreads connections over both. Where there is no `/proc`
-//! (macOS) the answer is simply empty.
+//! kernel then spreads connections over both. macOS has no `/proc`: there
+//! the kernel lists the tree's listening sockets (`agentfs_procs::sockets`,
+//! through libproc, what `lsof` uses), and sharing is not looked for.
 
 use std::collections::HashMap;
 use std::fs;
@@ -33,6 +34,17 @@ pub struct TreeListener {
 /// The listening TCP sockets of `root_pid` and all its descendants, sorted
 /// by address (one entry per address).
 pub fn tree_listeners(root_pid: u32) -> Vec<TreeListener> {
+    if cfg!(target_os = "macos") {
+        let tree = agentfs_procs::descendants(root_pid);
+        return agentfs_procs::sockets::tcp_listeners(&tree)
+            .into_iter()
+            .map(|(addr, pid)| TreeListener {
+                addr,
+                pid,
+                shared: false,
+            })
+            .collect();
+    }
     listeners_in(Path::new("/proc"), root_pid)
 }
 
@@ -93,41 +105,7 @@ pub fn connect_addr(listening: SocketAddr) -> SocketAddr {
 
 /// `root` and every process descended from it.
 fn process_tree(proc_root: &Path, root: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir(proc_root) else {
-        return Vec::new();
-    };
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some(ppid) = fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|stat| parent_of(&stat))
-        {
-            children.entry(ppid).or_default().push(pid);
-        }
-    }
-    let mut tree = vec![root];
-    let mut next = 0;
-    while let Some(&pid) = tree.get(next) {
-        next += 1;
-        if let Some(kids) = children.get(&pid) {
-            tree.extend(kids.iter().filter(|k| **k != root));
-        }
-    }
-    tree
-}
-
-/// The `ppid` field of `/proc/PID/stat`: after the command name, which is in
-/// parentheses and may itself contain `)` and spaces.
-pub fn parent_of(stat: &str) -> Option<u32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    agentfs_procs::descendants_in(proc_root, root)
 }
 
 fn socket_inodes(proc_root: &Path, pid: u32) -> Vec<u64> {

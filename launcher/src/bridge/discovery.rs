@@ -171,11 +171,13 @@ impl Discovery {
     }
 }
 
-/// The app's listening sockets. Where `/proc` cannot tell (macOS), the only
-/// one known is `PORT`, when a connect to it succeeds.
+/// The app's listening sockets. Where the tree's sockets cannot be listed
+/// (macOS, for a process of another user), the only one known is `PORT`,
+/// when a connect to it succeeds.
 fn listeners(root: u32, port: u16) -> Vec<procnet::TreeListener> {
-    if cfg!(target_os = "linux") {
-        return procnet::tree_listeners(root);
+    let found = procnet::tree_listeners(root);
+    if cfg!(target_os = "linux") || !found.is_empty() {
+        return found;
     }
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let open = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();

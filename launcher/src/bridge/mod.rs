@@ -40,7 +40,11 @@ pub fn run(
     reason: &str,
 ) -> Result<i32> {
     let port = free_port()?;
-    eprintln!("agentfs: {reason}; running it behind a bridge instead, with PORT={port}");
+    eprintln!(
+        "agentfs: {reason}; running it behind a bridge instead, with PORT={port}; its own \
+         connects to localhost ports go to the host's ports, not to instance {}'s",
+        instance.id
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

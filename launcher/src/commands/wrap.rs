@@ -100,11 +100,19 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     let verdict = if args.bridge {
         Verdict::NotInjectable {
             reason: "--bridge was given".to_owned(),
+            strips_children: false,
         }
     } else {
         injectable::check(Path::new(program), shim.bytes)
     };
-    if let Verdict::NotInjectable { reason } = verdict {
+    if let Verdict::NotInjectable {
+        reason,
+        strips_children,
+    } = verdict
+    {
+        if strips_children {
+            eprintln!("agentfs: {}", launcher_hint(&args.command));
+        }
         return bridge::run(&instance, &args.command, router_port, &reason);
     }
     let mut command = tokio::process::Command::new(program);
@@ -154,6 +162,33 @@ fn say_what_runs(instance: &Instance, command: &[OsString]) {
     }
 }
 
+/// What to say when the program is a launcher the loader strips of the
+/// preload variable (macOS: `uv`, `turbo`): what it starts loses the shim
+/// too, and agentfs inside the launcher keeps it. A subcommand word after
+/// the program (`uv run …`) is kept before `agentfs wrap --`.
+fn launcher_hint(command: &[OsString]) -> String {
+    let words: Vec<String> = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let program = Path::new(&words[0])
+        .file_name()
+        .map_or_else(|| words[0].clone(), |n| n.to_string_lossy().into_owned());
+    let is_subcommand = |w: &String| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphabetic());
+    let (head, rest) = match words.get(1) {
+        Some(sub) if is_subcommand(sub) && words.len() > 2 => {
+            (format!("{program} {sub}"), words[2..].join(" "))
+        }
+        _ if words.len() > 1 => (format!("{program} …"), words[1..].join(" ")),
+        _ => (program.clone(), "CMD".to_owned()),
+    };
+    format!(
+        "{program} makes the loader remove the preload variable from everything it starts, \
+         so the program it runs is bridged too; to keep the shim for that program, put agentfs \
+         inside it: `{head} agentfs wrap -- {rest}`"
+    )
+}
+
 /// Starts the router unless one runs, and returns its port. A router that
 /// cannot start is not fatal: the app still runs and answers on its socket.
 fn start_router(home: &Path) -> Option<u16> {
@@ -163,5 +198,33 @@ fn start_router(home: &Path) -> Option<u16> {
             eprintln!("agentfs: the router could not start ({e:#}); the app runs without URLs");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(words: &[&str]) -> String {
+        launcher_hint(&words.iter().map(OsString::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn the_hint_puts_agentfs_inside_the_launcher() {
+        let uv = hint(&["/opt/bin/uv", "run", "uvicorn", "app:app", "--port", "8000"]);
+        assert!(uv.starts_with("uv makes the loader remove"), "{uv}");
+        assert!(
+            uv.ends_with("`uv run agentfs wrap -- uvicorn app:app --port 8000`"),
+            "{uv}"
+        );
+        let turbo = hint(&["turbo", "dev"]);
+        assert!(turbo.ends_with("`turbo … agentfs wrap -- dev`"), "{turbo}");
+        let flags = hint(&["npx", "--yes", "vite"]);
+        assert!(
+            flags.ends_with("`npx … agentfs wrap -- --yes vite`"),
+            "{flags}"
+        );
+        assert!(hint(&["uv"]).ends_with("`uv agentfs wrap -- CMD`"));
+        assert!(!hint(&["uv", "run", "x"]).contains('\n'));
     }
 }

@@ -30,7 +30,7 @@ fn check(name: &str, path_var: Option<&OsStr>, shim: &[u8]) -> Check {
         Verdict::Injectable => {
             Check::ok(id, format!("{name}: {} can take the shim", found.display()))
         }
-        Verdict::NotInjectable { reason } => Check::warn(
+        Verdict::NotInjectable { reason, .. } => Check::warn(
             id,
             format!("{name}: {reason}"),
             format!(
