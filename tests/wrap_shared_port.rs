@@ -31,8 +31,14 @@ fn two_caddies_on_one_port_never_answer_for_each_other() {
     let a = caddy("a");
     a.wait_stderr("caddy/a ignores PORT=");
     let b = caddy("b");
+    // Each names the other: the first copy was routed until the second came.
+    a.wait_stderr(&format!(
+        "caddy/a is no longer routed: port {port} is now shared with caddy/b"
+    ));
+    b.wait_stderr(&format!(
+        "caddy/b listens on port {port}, and so does caddy/a"
+    ));
     for wrap in [&a, &b] {
-        wrap.wait_stderr(&format!("listens on port {port}, and so does"));
         wrap.wait_stderr("Make the app listen on $PORT");
     }
     // Neither name is routed, and neither bridge forwards to the shared port.

@@ -87,6 +87,36 @@ pub fn listeners_in(proc_root: &Path, root_pid: u32) -> Vec<TreeListener> {
     found
 }
 
+/// A process outside the tree of `root_pid` that listens where the tree's
+/// listener `addr` does (the other half of a shared port), when `/proc`
+/// tells which. Scans every process's descriptors: for reports, not polls.
+pub fn other_listener(root_pid: u32, addr: SocketAddr) -> Option<u32> {
+    let proc_root = Path::new("/proc");
+    let tree: Vec<u32> = process_tree(proc_root, root_pid);
+    let ours: std::collections::HashSet<u64> = tree
+        .iter()
+        .flat_map(|pid| socket_inodes(proc_root, *pid))
+        .collect();
+    let theirs: Vec<u64> = ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|table| {
+            fs::read_to_string(proc_root.join(format!("{root_pid}/net/{table}"))).ok()
+        })
+        .flat_map(|text| parse_listeners(&text))
+        .filter(|(other, inode)| !ours.contains(inode) && overlap(&addr, other))
+        .map(|(_, inode)| inode)
+        .collect();
+    let pids = fs::read_dir(proc_root).ok()?;
+    pids.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| !tree.contains(pid))
+        .find(|pid| {
+            socket_inodes(proc_root, *pid)
+                .iter()
+                .any(|inode| theirs.contains(inode))
+        })
+}
+
 /// Whether connections to one listening address could reach the other.
 fn overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
     a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())

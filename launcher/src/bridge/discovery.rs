@@ -87,8 +87,10 @@ impl Discovery {
                 usable.push(listener.addr);
                 continue;
             }
-            self.report_shared(listener.addr.port());
-            if self.primary_found && self.primary.get().port() == listener.addr.port() {
+            let was_routed =
+                self.primary_found && self.primary.get().port() == listener.addr.port();
+            self.report_shared(root, listener.addr, was_routed);
+            if was_routed {
                 // Shared since it was found: stop routing there, too.
                 self.primary_found = false;
                 if let Err(err) = self.primary.unset() {
@@ -153,20 +155,27 @@ impl Discovery {
         }
     }
 
-    /// Says once that the app listens on a port another process shares.
-    fn report_shared(&mut self, port: u16) {
+    /// Says once that the app listens on a port another process shares,
+    /// naming that process; `was_routed`: the app was routed there until now.
+    fn report_shared(&mut self, root: u32, addr: SocketAddr, was_routed: bool) {
+        let port = addr.port();
         if !self.reported.insert(port) {
             return;
         }
         let (app, id) = (&self.endpoint.app, &self.endpoint.instance);
-        let who = other_bridged_instance(&self.run_dir, app, id, port).map_or_else(
-            || "another process".to_owned(),
-            |other| format!("{app}/{other}"),
-        );
+        let who = other_bridged_instance(&self.run_dir, app, id, port)
+            .map(|other| format!("{app}/{other}"))
+            .or_else(|| procnet::other_listener(root, addr).map(describe_process))
+            .unwrap_or_else(|| "another process".to_owned());
+        let what = if was_routed {
+            format!("{app}/{id} is no longer routed: port {port} is now shared with {who}")
+        } else {
+            format!("{app}/{id} listens on port {port}, and so does {who}")
+        };
         eprintln!(
-            "agentfs: {app}/{id} listens on port {port}, and so does {who}: connections there could \
-             reach either, so agentfs does not route {app}/{id} to it. Make the app listen on $PORT \
-             instead (for Caddy, a Caddyfile whose site address is :{{$PORT}})"
+            "agentfs: {what}: connections there could reach either, so agentfs does not route \
+             {app}/{id} to it. Make the app listen on $PORT instead (for Caddy, a Caddyfile whose \
+             site address is :{{$PORT}})"
         );
     }
 }
@@ -188,6 +197,26 @@ fn listeners(root: u32, port: u16) -> Vec<procnet::TreeListener> {
     })
     .into_iter()
     .collect()
+}
+
+/// A process as a user knows it: the agentfs instance it runs in (its
+/// environment says, where we may read it), else its name and pid.
+fn describe_process(pid: u32) -> String {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let var = |name: &str| {
+        environ.split(|&b| b == 0).find_map(|entry| {
+            let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+            String::from_utf8(value.to_vec()).ok()
+        })
+    };
+    if let (Some(app), Some(id)) = (
+        var(agentfs_contract::env::APP),
+        var(agentfs_contract::env::INSTANCE),
+    ) {
+        return format!("{app}/{id}");
+    }
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    format!("{} (pid {pid})", name.trim())
 }
 
 /// Another live instance of `app` whose bridge forwards to `port`.
