@@ -346,10 +346,34 @@ else
     fail "cargo zigbuild --release -p agentfs-shim --target universal2-apple-darwin"
 fi
 
+# A C compiler for the darwin targets, for the build scripts that compile C
+# (signal-hook's siginfo reader): zig's clang, which brings the macOS headers.
+# cc-rs passes Apple's `-arch X` and clang's `--target=`, which zig spells
+# its own way: dropped, and zig's target given instead.
+zig_cc() {
+    local target=$1 wrapper=$target_dir/zig-cc-$1
+    mkdir -p "$target_dir"
+    cat >"$wrapper" <<WRAPPER
+#!/usr/bin/env bash
+args=()
+while [ \$# -gt 0 ]; do
+    if [ "\$1" = -arch ]; then shift 2; continue; fi
+    case "\$1" in --target=*) shift; continue ;; esac
+    args+=("\$1"); shift
+done
+if command -v zig >/dev/null; then exec zig cc -target ${target%%-*}-macos "\${args[@]}"; fi
+exec python3 -m ziglang cc -target ${target%%-*}-macos "\${args[@]}"
+WRAPPER
+    chmod +x "$wrapper"
+    echo "$wrapper"
+}
+
 # The agentfs binary embeds the universal shim; cargo check links nothing, so
 # no macOS SDK is needed (notify's FSEvents backend binds CoreServices
 # through objc2-core-services, plain Rust).
 for target in "${targets[@]}"; do
+    cc_var=CC_${target//-/_}
+    export "$cc_var=$(zig_cc "$target")"
     if [ -n "$built" ] && logged env AGENTFS_SHIM_PREBUILT="$universal" \
         cargo check --workspace --target "$target"; then
         ok "cargo check --workspace --target $target"

@@ -105,6 +105,17 @@ mod nocancel {
     }
 }
 
+/// libSystem's plain `close`: the libc crate links its `close` to
+/// `close$NOCANCEL` on x86_64, so both would name the same export there.
+mod plain {
+    use libc::c_int;
+
+    extern "C" {
+        #[link_name = "close"]
+        pub fn close(fd: c_int) -> c_int;
+    }
+}
+
 /// libSystem's resolver calls the libc crate does not declare.
 mod resolver {
     use libc::{c_char, c_int, hostent};
@@ -195,9 +206,9 @@ interpose! {
         unsafe { crate::hooks::recvmsg(fd, msg, flags, nocancel::recvmsg) }
     }
 
-    close: libc::close => unsafe fn(fd: c_int) -> c_int {
+    close: plain::close => unsafe fn(fd: c_int) -> c_int {
         // SAFETY: as above.
-        crate::hooks::close(fd, || unsafe { libc::close(fd) })
+        crate::hooks::close(fd, || unsafe { plain::close(fd) })
     }
 
     close_nocancel: nocancel::close => unsafe fn(fd: c_int) -> c_int {
