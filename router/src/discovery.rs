@@ -13,20 +13,22 @@
 //! did not change are not parsed again. Stale and closed entries are removed
 //! as they are found.
 //!
-//! The directory is hostile ground: a sidecar that is refused is logged once
-//! per file and kind of reason, however often it changes; a run directory
-//! that stops being private is refused as a whole (nothing is routed or
-//! removed there) until it is private again.
+//! The directory is hostile ground: a sidecar that is refused is logged when
+//! the kind of its fault changes, a few times per file at most, however
+//! often it changes, and removals are summarised (see [`reports`]); a run
+//! directory that stops being private is refused as a whole (nothing is
+//! routed or removed there) until it is private again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentfs_contract::rundir::{self, Entry, Reader, Rejection, State};
+use agentfs_contract::rundir::{self, Entry, Reader, State};
 use tokio::sync::{watch as channel, Notify};
 use tokio::time::Instant;
 
+use crate::reports::{Refusals, Removals};
 use crate::table::{Backend, Table};
 use crate::watch::{Changes, Todo};
 
@@ -42,9 +44,10 @@ pub struct Discovery {
     reader: Reader,
     /// Backends by sidecar path, kept while their sidecar stays the same.
     backends: HashMap<PathBuf, Arc<Backend>>,
-    /// Sidecars reported as refused, with the kind of reason, so each is
-    /// reported once per change of kind.
-    reported: HashMap<PathBuf, &'static str>,
+    /// What was logged about refused sidecars.
+    refusals: Refusals,
+    /// Removed entries not logged yet.
+    removals: Removals,
     /// Why the directory itself was last refused, if it is.
     refused: Option<String>,
 }
@@ -54,7 +57,8 @@ impl Discovery {
         Discovery {
             reader: Reader::new(run_dir),
             backends: HashMap::new(),
-            reported: HashMap::new(),
+            refusals: Refusals::default(),
+            removals: Removals::default(),
             refused: None,
         }
     }
@@ -77,12 +81,17 @@ impl Discovery {
                 backends.insert(entry.sidecar_path.clone(), backend);
             }
         }
-        let rejected: Vec<&Rejection> = scan.rejected.iter().collect();
-        self.reported
-            .retain(|path, _| rejected.iter().any(|r| &r.path == path));
-        for rejection in rejected {
-            self.report(rejection);
+        let present: HashSet<&Path> = (scan.entries.iter().map(|e| e.sidecar_path.as_path()))
+            .chain(scan.rejected.iter().map(|r| r.path.as_path()))
+            .collect();
+        self.refusals.keep_only(&present);
+        for entry in &scan.entries {
+            self.refusals.accepted(&entry.sidecar_path);
         }
+        for rejection in &scan.rejected {
+            self.refusals.refused(rejection);
+        }
+        self.removals.flush(std::time::Instant::now());
         let changed = backends.len() != self.backends.len()
             || backends.iter().any(|(path, backend)| {
                 !self
@@ -105,15 +114,15 @@ impl Discovery {
             };
             let backend = match read {
                 Some(Ok(entry)) => {
-                    self.reported.remove(path);
+                    self.refusals.accepted(path);
                     self.backend(&entry)
                 }
                 Some(Err(rejection)) => {
-                    self.report(&rejection);
+                    self.refusals.refused(&rejection);
                     None
                 }
                 None => {
-                    self.reported.remove(path);
+                    self.refusals.gone(path);
                     None
                 }
             };
@@ -126,6 +135,7 @@ impl Discovery {
             };
         }
         self.accept_dir();
+        self.removals.flush(std::time::Instant::now());
         changed.then(|| self.table())
     }
 
@@ -135,12 +145,12 @@ impl Discovery {
 
     /// The backend of a live entry (the one already known while its
     /// sidecar is the same); a stale or closed entry's files are removed.
-    fn backend(&self, entry: &Entry) -> Option<Arc<Backend>> {
+    fn backend(&mut self, entry: &Entry) -> Option<Arc<Backend>> {
         match entry.state {
             State::Live => {}
             State::Bound => return None,
             State::Stale | State::Closed => {
-                remove(entry);
+                self.remove(entry);
                 return None;
             }
         }
@@ -150,12 +160,13 @@ impl Discovery {
         }
     }
 
-    /// Logs a refused sidecar, unless it was refused for the same kind of
-    /// reason last time.
-    fn report(&mut self, rejection: &Rejection) {
-        let kind = rejection.reason.kind();
-        if self.reported.insert(rejection.path.clone(), kind) != Some(kind) {
-            tracing::warn!(sidecar = %rejection.path.display(), "ignored: {}", rejection.reason);
+    /// Removes what is left of a stale or closed entry, noting it for the log.
+    fn remove(&mut self, entry: &Entry) {
+        let socket = &entry.sidecar.socket;
+        match rundir::remove(entry) {
+            Ok(true) => self.removals.removed(socket, entry.state),
+            Ok(false) => {}
+            Err(err) => self.removals.failed(socket, &err),
         }
     }
 
@@ -174,18 +185,6 @@ impl Discovery {
         if self.refused.take().is_some() {
             tracing::info!(dir = %self.run_dir().display(), "the run directory is private again");
         }
-    }
-}
-
-fn remove(entry: &Entry) {
-    let socket = entry.sidecar.socket.display();
-    match rundir::remove(entry) {
-        Ok(true) if entry.state == State::Closed => {
-            tracing::info!(%socket, "removed a listener its owner closed")
-        }
-        Ok(true) => tracing::info!(%socket, "removed stale instance"),
-        Ok(false) => {}
-        Err(err) => tracing::warn!(%err, %socket, "could not remove stale files"),
     }
 }
 

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`watch`]: file events in the run directory, as hints of which sidecars to read again.
 //! - [`discovery`]: reads the run directory (through the contract's reader) into route tables.
+//! - [`reports`]: what discovery logs (refused sidecars, removed entries), bounded.
 //! - [`table`]: the route table, backends, their counters and least-in-flight picking.
 //! - [`activity`]: each backend's last requests and last failure, for the dashboard.
 //! - [`host`]: what a Host header names.
@@ -43,6 +44,7 @@ pub mod host;
 pub mod limits;
 pub mod listen;
 pub mod proxy;
+pub mod reports;
 pub mod server;
 pub mod service;
 pub mod table;
