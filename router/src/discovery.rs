@@ -248,6 +248,52 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentfs_contract::sidecar::{now_rfc3339, Kind, Sidecar, VERSION};
+    use agentfs_contract::{layout, liveness, naming};
+
+    #[test]
+    fn an_event_spelled_canonically_is_read_as_the_run_dir_is_spelled() {
+        // A home reached through a symlink in a parent, as $TMPDIR is on
+        // macOS, whose FSEvents reports the canonical spelling.
+        let base = tempfile::tempdir().unwrap();
+        let real = base.path().canonicalize().unwrap().join("real");
+        layout::ensure_private_dir(&layout::run_dir(&real)).unwrap();
+        let home = base.path().join("home");
+        std::os::unix::fs::symlink(&real, &home).unwrap();
+        let run = layout::run_dir(&home);
+        // A live instance held by this test: its lock, its listening socket.
+        let socket = naming::socket_path(&run, "web", "a1", None).unwrap();
+        let _lock = liveness::try_acquire(&naming::lock_path(&socket))
+            .unwrap()
+            .unwrap();
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let car = Sidecar {
+            version: VERSION,
+            kind: Kind::Shim,
+            app: "web".into(),
+            instance: "a1".into(),
+            pid: std::process::id(),
+            socket: socket.clone(),
+            address: "127.0.0.1".into(),
+            port: 3000,
+            primary: true,
+            listening: true,
+            hostname: naming::instance_hostname("web", "a1"),
+            argv: vec![],
+            cwd: "/".into(),
+            started_at: now_rfc3339(),
+            target: None,
+        };
+        car.write_atomic(&naming::sidecar_path(&socket)).unwrap();
+        let canonical = layout::run_dir(&real).join("web_a1.json");
+
+        let mut discovery = Discovery::new(run.clone());
+        // Unlike with unlike: the sidecar seems to name another's socket.
+        assert!(discovery.update(std::slice::from_ref(&canonical)).is_none());
+        let event = crate::watch::Spelling::of(&run).as_given(&canonical);
+        let table = discovery.update(&[event]).expect("the instance is routed");
+        assert!(table.apps["web"].contains_key("a1"));
+    }
 
     #[test]
     fn the_safety_net_read_comes_less_often_on_large_directories() {
