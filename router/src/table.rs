@@ -186,9 +186,7 @@ impl Table {
     pub fn candidates(&self, target: &Target) -> Option<&[Arc<Backend>]> {
         let found: &[Arc<Backend>] = match target {
             Target::App { app } => self.primaries.get(app)?,
-            Target::Instance { app, instance } => {
-                std::slice::from_ref(self.apps.get(app)?.get(instance)?.primary()?)
-            }
+            Target::Instance { app, instance } => self.primary_of(app, instance)?,
             Target::Port {
                 app,
                 instance,
@@ -200,6 +198,13 @@ impl Table {
             _ => return None,
         };
         (!found.is_empty()).then_some(found)
+    }
+
+    /// The primary listener of `instance` of `app`, if it is live: what
+    /// `INSTANCE.APP.localhost` reaches.
+    pub fn primary_of(&self, app: &str, instance: &str) -> Option<&[Arc<Backend>]> {
+        let primary = self.apps.get(app)?.get(instance)?.primary()?;
+        Some(std::slice::from_ref(primary))
     }
 }
 
