@@ -29,7 +29,7 @@ use tokio::sync::{watch as channel, Notify};
 use tokio::time::Instant;
 
 use crate::reports::{Refusals, Removals};
-use crate::table::{Backend, Table};
+use crate::table::{Backend, Table, Unrouted};
 use crate::watch::{Changes, Todo};
 
 /// How often the run directory is read whole without any event. Catches an
@@ -44,6 +44,8 @@ pub struct Discovery {
     reader: Reader,
     /// Backends by sidecar path, kept while their sidecar stays the same.
     backends: HashMap<PathBuf, Arc<Backend>>,
+    /// Entries known but not routed, by sidecar path.
+    unrouted: HashMap<PathBuf, Unrouted>,
     /// What was logged about refused sidecars.
     refusals: Refusals,
     /// Removed entries not logged yet.
@@ -57,6 +59,7 @@ impl Discovery {
         Discovery {
             reader: Reader::new(run_dir),
             backends: HashMap::new(),
+            unrouted: HashMap::new(),
             refusals: Refusals::default(),
             removals: Removals::default(),
             refused: None,
@@ -76,9 +79,17 @@ impl Discovery {
         };
         self.accept_dir();
         let mut backends = HashMap::with_capacity(scan.entries.len());
+        let mut unrouted = HashMap::new();
         for entry in &scan.entries {
-            if let Some(backend) = self.backend(entry) {
-                backends.insert(entry.sidecar_path.clone(), backend);
+            let path = entry.sidecar_path.clone();
+            match self.judge(entry) {
+                Judged::Routed(backend) => {
+                    backends.insert(path, backend);
+                }
+                Judged::Unrouted(why) => {
+                    unrouted.insert(path, why);
+                }
+                Judged::Gone => {}
             }
         }
         let present: HashSet<&Path> = (scan.entries.iter().map(|e| e.sidecar_path.as_path()))
@@ -98,8 +109,10 @@ impl Discovery {
                     .backends
                     .get(path)
                     .is_some_and(|old| Arc::ptr_eq(old, backend))
-            });
+            })
+            || unrouted != self.unrouted;
         self.backends = backends;
+        self.unrouted = unrouted;
         changed.then(|| self.table())
     }
 
@@ -112,61 +125,105 @@ impl Discovery {
                 Ok(read) => read,
                 Err(err) => return self.refuse(err.to_string()),
             };
-            let backend = match read {
+            let judged = match read {
                 Some(Ok(entry)) => {
                     self.refusals.accepted(path);
-                    self.backend(&entry)
+                    self.judge(&entry)
                 }
                 Some(Err(rejection)) => {
                     self.refusals.refused(&rejection);
-                    None
+                    Judged::Gone
                 }
                 None => {
                     self.refusals.gone(path);
-                    None
+                    Judged::Gone
                 }
             };
-            changed |= match backend {
-                Some(backend) => self
-                    .backends
-                    .insert(path.clone(), Arc::clone(&backend))
-                    .is_none_or(|old| !Arc::ptr_eq(&old, &backend)),
-                None => self.backends.remove(path).is_some(),
-            };
+            changed |= self.note(path, judged);
         }
         self.accept_dir();
         self.removals.flush(std::time::Instant::now());
         changed.then(|| self.table())
     }
 
+    /// Records what became of the sidecar at `path`; returns whether the
+    /// table changed.
+    fn note(&mut self, path: &Path, judged: Judged) -> bool {
+        let (routed, unrouted) = match judged {
+            Judged::Routed(backend) => (Some(backend), None),
+            Judged::Unrouted(why) => (None, Some(why)),
+            Judged::Gone => (None, None),
+        };
+        let routes_changed = match routed {
+            Some(backend) => self
+                .backends
+                .insert(path.to_owned(), Arc::clone(&backend))
+                .is_none_or(|old| !Arc::ptr_eq(&old, &backend)),
+            None => self.backends.remove(path).is_some(),
+        };
+        let known_changed = match unrouted {
+            Some(why) => self.unrouted.insert(path.to_owned(), why.clone()) != Some(why),
+            None => self.unrouted.remove(path).is_some(),
+        };
+        routes_changed || known_changed
+    }
+
     fn table(&self) -> Table {
-        Table::from_backends(self.backends.values().cloned())
+        Table::new(
+            self.backends.values().cloned(),
+            self.unrouted.values().cloned(),
+        )
     }
 
-    /// The backend of a live entry (the one already known while its
-    /// sidecar is the same); a stale or closed entry's files are removed.
-    fn backend(&mut self, entry: &Entry) -> Option<Arc<Backend>> {
-        match entry.state {
-            State::Live => {}
-            State::Bound => return None,
-            State::Stale | State::Closed => {
-                self.remove(entry);
-                return None;
+    /// What an entry is for the table: the backend of a live entry (the one
+    /// already known while its sidecar is the same), or why it is not
+    /// routed; a stale or closed entry's files are removed.
+    fn judge(&mut self, entry: &Entry) -> Judged {
+        let car = &entry.sidecar;
+        let port = car.port;
+        let why = match entry.state {
+            State::Live if car.not_routed.is_none() => {
+                return Judged::Routed(match self.backends.get(&entry.sidecar_path) {
+                    Some(old) if old.sidecar == *car => Arc::clone(old),
+                    _ => Arc::new(Backend::new(Arc::clone(car))),
+                });
             }
-        }
-        match self.backends.get(&entry.sidecar_path) {
-            Some(old) if old.sidecar == entry.sidecar => Some(Arc::clone(old)),
-            _ => Some(Arc::new(Backend::new(Arc::clone(&entry.sidecar)))),
-        }
+            // It says why itself.
+            State::Live => String::new(),
+            State::Bound => format!("port {port} is not listening yet"),
+            State::Stale => {
+                self.remove(entry);
+                return Judged::Gone;
+            }
+            State::Closed => {
+                if self.remove(entry) {
+                    return Judged::Gone;
+                }
+                format!("port {port} was closed by its process")
+            }
+        };
+        Judged::Unrouted(Unrouted {
+            app: car.app.clone(),
+            instance: car.instance.clone(),
+            port,
+            why: car.not_routed.clone().unwrap_or(why),
+        })
     }
 
-    /// Removes what is left of a stale or closed entry, noting it for the log.
-    fn remove(&mut self, entry: &Entry) {
+    /// Removes what is left of a stale or closed entry, noting it for the
+    /// log; returns whether it is gone.
+    fn remove(&mut self, entry: &Entry) -> bool {
         let socket = &entry.sidecar.socket;
         match rundir::remove(entry) {
-            Ok(true) => self.removals.removed(socket, entry.state),
-            Ok(false) => {}
-            Err(err) => self.removals.failed(socket, &err),
+            Ok(true) => {
+                self.removals.removed(socket, entry.state);
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                self.removals.failed(socket, &err);
+                false
+            }
         }
     }
 
@@ -176,8 +233,9 @@ impl Discovery {
             tracing::error!("the run directory is refused, nothing is routed: {why}");
             self.refused = Some(why);
         }
-        let had_routes = !self.backends.is_empty();
+        let had_routes = !self.backends.is_empty() || !self.unrouted.is_empty();
         self.backends.clear();
+        self.unrouted.clear();
         had_routes.then(Table::default)
     }
 
@@ -186,6 +244,14 @@ impl Discovery {
             tracing::info!(dir = %self.run_dir().display(), "the run directory is private again");
         }
     }
+}
+
+/// What an entry is for the route table.
+enum Judged {
+    Routed(Arc<Backend>),
+    Unrouted(Unrouted),
+    /// Nothing: refused, removed, or gone.
+    Gone,
 }
 
 /// The time between two safety-net reads: `base`, or 2 ms per route when
@@ -283,6 +349,7 @@ mod tests {
             cwd: "/".into(),
             started_at: now_rfc3339(),
             target: None,
+            not_routed: None,
         };
         car.write_atomic(&naming::sidecar_path(&socket)).unwrap();
         let canonical = layout::run_dir(&real).join("web_a1.json");

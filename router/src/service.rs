@@ -23,7 +23,7 @@ use crate::body::ResBody;
 use crate::error::RouteError;
 use crate::host::{self, Target};
 use crate::proxy::{self, Forward};
-use crate::table::Table;
+use crate::table::{Table, Unrouted};
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -94,6 +94,28 @@ pub async fn handle(
     Ok(resp)
 }
 
+/// The most entries a 404 says are not routed, and why.
+const MAX_UNROUTED_SHOWN: usize = 10;
+
+/// The 404 for a name without a live route: why, when the name is known
+/// (it has entries that are not routed), else that nothing is registered.
+fn no_route(table: &Table, target: &Target, authority: &str) -> RouteError {
+    let name = host::normalise(authority);
+    let mut why: Vec<String> = table
+        .unrouted(target)
+        .take(MAX_UNROUTED_SHOWN)
+        .map(Unrouted::describe)
+        .collect();
+    if why.is_empty() {
+        return RouteError::NoRoute(name);
+    }
+    let more = table.unrouted(target).count() - why.len();
+    if more > 0 {
+        why.push(format!("and {more} more"));
+    }
+    RouteError::NotRouted { name, why }
+}
+
 /// Who sent a request.
 struct From<'a> {
     /// As it goes into X-Forwarded-For.
@@ -138,9 +160,10 @@ async fn route(
         (Target::Router, _) => return Ok(api::serve(req.uri(), req.headers(), about)),
         (Target::Foreign(name), _) => return Err(RouteError::Misdirected(name.clone())),
         (Target::Unknown(name), _) => return Err(RouteError::NoRoute(name.clone())),
-        _ => table
-            .candidates(&target)
-            .ok_or_else(|| RouteError::NoRoute(host::normalise(&authority)))?,
+        _ => match table.candidates(&target) {
+            Some(found) => found,
+            None => return Err(no_route(table, &target, &authority)),
+        },
     };
     if proxy::is_loop(req.headers(), &state.router_id) {
         return Err(RouteError::Loop);

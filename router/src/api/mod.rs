@@ -124,14 +124,19 @@ pub fn success(data: Value) -> Response<ResBody> {
     )
 }
 
-/// The answer to an error: a JSON envelope or an HTML page. A 404 lists
-/// the live apps, at most [`window::PAGE_LIMIT`] of their instances (in
-/// JSON by name and URL, with `total` and `omitted` counts).
+/// The answer to an error: a JSON envelope or an HTML page. A 404 for a
+/// name nothing is known by lists the live apps, at most
+/// [`window::PAGE_LIMIT`] of their instances (in JSON by name and URL, with
+/// `total` and `omitted` counts); one for a name whose entries are not
+/// routed says why for each (in JSON, `not_routed`).
 pub fn error(err: &RouteError, as_json: bool, about: &About<'_>) -> Response<ResBody> {
     if !as_json {
         return pages::error_page(err, about.table, about.port);
     }
     let mut body = json!({ "code": err.code(), "message": err.to_string() });
+    if let RouteError::NotRouted { why, .. } = err {
+        body["not_routed"] = why.clone().into();
+    }
     if matches!(err, RouteError::NoRoute(_)) {
         let total = window::count(about.table);
         let shown = Window::PAGE.of(about.table).count();

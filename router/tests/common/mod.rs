@@ -212,6 +212,7 @@ pub fn sidecar(app: &str, instance: &str, socket: &Path, port: u16, pid: u32) ->
         cwd: "/".into(),
         started_at: now_rfc3339(),
         target: None,
+        not_routed: None,
     }
 }
 
