@@ -27,12 +27,14 @@
 //! # API error codes
 //! `BAD_REQUEST` (400), `BAD_REQUEST_BODY` (400: the client's request body
 //! is malformed), `METHOD_NOT_ALLOWED` (405: CONNECT), `MISDIRECTED` (421:
-//! Host outside `.localhost`), `NO_ROUTE` (404: nothing by that name),
-//! `NOT_FOUND` (404: no such API path), `LOOP_DETECTED` (508), `NO_UPSTREAM`
-//! (502: no instance could take the request), `NOT_LISTENING` (502: a
-//! bridge's app is not listening yet), `UPSTREAM_FAILED` (502: the instance
-//! failed mid-answer), `UPSTREAM_TIMEOUT` (504: the instance did not start
-//! its answer in time), `TOO_MANY_CONNECTIONS` (503: the connection limit).
+//! Host outside `.localhost`), `NO_ROUTE` (404: nothing routed by that
+//! name; `not_routed` says why when the name is known), `NOT_FOUND` (404: no
+//! such API path), `LOOP_DETECTED` (508), `NO_UPSTREAM` (502: no instance
+//! could take the request), `NOT_LISTENING` (502: a bridge's app is not
+//! listening yet), `UPSTREAM_FAILED` (502: the instance failed mid-answer,
+//! or answered with framing that cannot be passed on), `UPSTREAM_TIMEOUT`
+//! (504: the instance did not start its answer in time),
+//! `TOO_MANY_CONNECTIONS` (503: the connection limit).
 #![forbid(unsafe_code)]
 
 pub mod activity;

@@ -83,8 +83,8 @@ pub async fn handle(
         Peer::Instance(instance) => (&LOOPBACK, Some(&**instance)),
     };
     let as_json = api::wants_json(req.headers(), req.uri().path());
-    let from = From { client, caller };
-    let resp = match route(&state, &table, req, &from, &about).await {
+    let origin = Origin { client, caller };
+    let resp = match route(&state, &table, req, &origin, &about).await {
         Ok(resp) => resp,
         Err(err) => {
             tracing::debug!(%err, side = ?err.side(), "request refused");
@@ -117,7 +117,7 @@ fn no_route(table: &Table, target: &Target, authority: &str) -> RouteError {
 }
 
 /// Who sent a request.
-struct From<'a> {
+struct Origin<'a> {
     /// As it goes into X-Forwarded-For.
     client: &'a HeaderValue,
     /// The instance the caller runs in, if it said so on the callers socket.
@@ -128,7 +128,7 @@ async fn route(
     state: &State,
     table: &Table,
     req: Request<Incoming>,
-    from: &From<'_>,
+    origin: &Origin<'_>,
     about: &About<'_>,
 ) -> Result<Response<ResBody>, RouteError> {
     if req.method() == Method::CONNECT {
@@ -150,7 +150,7 @@ async fn route(
             .to_owned(),
     };
     let target = host::classify(&authority, &state.own);
-    let own = match (&target, from.caller) {
+    let own = match (&target, origin.caller) {
         (Target::App { app }, Some(caller)) => table.primary_of(app, caller),
         _ => None,
     };
@@ -170,7 +170,7 @@ async fn route(
     }
     let ctx = Forward {
         host: &authority,
-        client: from.client,
+        client: origin.client,
         via: &state.via,
         poke: &state.poke,
         timeout: state.upstream_timeout,
