@@ -258,6 +258,7 @@ fn the_routers_own_control_socket_is_never_a_route() {
         cwd: "/".into(),
         started_at: sidecar::now_rfc3339(),
         target: None,
+        not_routed: None,
     };
     let path = agentfs_contract::naming::sidecar_path(&home.socket("api", "manual", None));
     car.write_atomic(&path).unwrap();

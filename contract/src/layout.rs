@@ -6,6 +6,7 @@
 //!   lib/                    the shim, written content-addressed on first use
 //!   logs/                   0700: each instance's output, {app}_{instance}.log (0600)
 //!   router.sock             the router's control socket (0600)
+//!   router-clients.sock     the router's port for processes of instances (0600)
 //!   router.lock, router.log
 //! ```
 
@@ -88,6 +89,15 @@ pub fn logs_dir(home: &Path) -> PathBuf {
 /// The router's control socket.
 pub fn router_socket(home: &Path) -> PathBuf {
     home.join("router.sock")
+}
+
+/// Where the router serves processes of instances: what its TCP port
+/// serves, to connections that first say which instance they belong to
+/// (one line, `AGENTFS-INSTANCE <label>\n`), so `APP.localhost` from inside
+/// instance X can reach X's own APP. Private (0600, in the private home):
+/// only the user's own processes can claim an instance.
+pub fn router_clients_socket(home: &Path) -> PathBuf {
+    home.join("router-clients.sock")
 }
 
 /// Whether `path` is (the same file as) the router's control socket of

@@ -29,8 +29,12 @@ pub const VERSION: u32 = 1;
 /// Sidecars larger than this are refused unread.
 pub const MAX_BYTES: u64 = 64 * 1024;
 
+/// The longest `not_routed` kept (in bytes); a longer one is cut.
+pub const MAX_NOT_ROUTED: usize = 200;
+
 /// The fields every sidecar carries, by their JSON names (as README
-/// documents them); a bridge's or a manual route's sidecar adds `target`.
+/// documents them); a bridge's or a manual route's sidecar adds `target`,
+/// and one that is not routed may say why in `not_routed`.
 pub const FIELDS: [&str; 14] = [
     "version",
     "kind",
@@ -91,6 +95,13 @@ pub struct Sidecar {
     /// For a bridge: the TCP address it forwards to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Why this entry is not routed, in a short sentence (such as a bridged
+    /// app's port that another process shares): an entry that says so is
+    /// never routed, and the router's 404 for its name shows it. Read as
+    /// one line of at most [`MAX_NOT_ROUTED`] bytes; an empty one counts as
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_routed: Option<String>,
 }
 
 fn listening_by_default() -> bool {
@@ -173,11 +184,12 @@ impl Sidecar {
             Some(v) => return Err(Rejected::UnknownVersion(v.clone())),
             None => return Err(Rejected::Unparseable("no version field".into())),
         }
-        let sidecar: Sidecar =
+        let mut sidecar: Sidecar =
             serde_json::from_value(value).map_err(|e| Rejected::Unparseable(e.to_string()))?;
         if !crate::naming::is_label(&sidecar.app) || !crate::naming::is_label(&sidecar.instance) {
             return Err(Rejected::BadName);
         }
+        sidecar.not_routed = sidecar.not_routed.as_deref().and_then(one_short_line);
         Ok(sidecar)
     }
 
@@ -185,6 +197,28 @@ impl Sidecar {
     pub fn write_atomic(&self, path: &Path) -> io::Result<()> {
         write_atomic(path, self.to_json().as_bytes())
     }
+}
+
+/// `text` as one line (control characters become spaces) of at most
+/// [`MAX_NOT_ROUTED`] bytes, cut at a character and marked `…` when it was
+/// longer; `None` when nothing is left.
+fn one_short_line(text: &str) -> Option<String> {
+    let line: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.is_empty() {
+        return None;
+    }
+    if line.len() <= MAX_NOT_ROUTED {
+        return Some(line);
+    }
+    let mut end = MAX_NOT_ROUTED - '…'.len_utf8();
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(format!("{}…", &line[..end]))
 }
 
 /// Writes `bytes` to a temporary dotfile beside `path`, then renames it into place.
@@ -320,6 +354,7 @@ pub(crate) mod tests {
             cwd: "/src/web".into(),
             started_at: now_rfc3339(),
             target: None,
+            not_routed: None,
         }
     }
 
@@ -336,6 +371,26 @@ pub(crate) mod tests {
         assert!(json.contains("\"shim\""));
         assert!(!json.contains("target"));
         assert_eq!(Sidecar::parse(json.as_bytes()).unwrap(), car);
+    }
+
+    #[test]
+    fn not_routed_is_optional_and_read_as_one_short_line() {
+        let mut car = sample("/r/web_a1.sock".into());
+        assert!(!car.to_json().contains("not_routed"));
+        car.not_routed = Some("port 20090 is shared with another process".into());
+        let json = car.to_json();
+        assert!(json.contains("\"not_routed\""), "{json}");
+        assert_eq!(Sidecar::parse(json.as_bytes()).unwrap(), car);
+
+        let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        value["not_routed"] = format!("a\nb\u{1b}[31m{}", "é".repeat(300)).into();
+        let read = Sidecar::parse(value.to_string().as_bytes()).unwrap();
+        let why = read.not_routed.unwrap();
+        assert!(why.len() <= MAX_NOT_ROUTED, "{}", why.len());
+        assert!(why.starts_with("a b [31mé") && why.ends_with('…'), "{why}");
+        value["not_routed"] = " \n ".into();
+        let read = Sidecar::parse(value.to_string().as_bytes()).unwrap();
+        assert_eq!(read.not_routed, None);
     }
 
     #[test]

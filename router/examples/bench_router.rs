@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cwd: "/".into(),
         started_at: now_rfc3339(),
         target: None,
+        not_routed: None,
     };
     car.write_atomic(&naming::sidecar_path(&socket))?;
     let listeners = Listeners {

@@ -55,6 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             cwd: "/".into(),
             started_at: now_rfc3339(),
             target: None,
+            not_routed: None,
         };
         // write_atomic ends with the rename: time from just before it returns.
         let start = Instant::now();

@@ -13,21 +13,23 @@
 //! did not change are not parsed again. Stale and closed entries are removed
 //! as they are found.
 //!
-//! The directory is hostile ground: a sidecar that is refused is logged once
-//! per file and kind of reason, however often it changes; a run directory
-//! that stops being private is refused as a whole (nothing is routed or
-//! removed there) until it is private again.
+//! The directory is hostile ground: a sidecar that is refused is logged when
+//! the kind of its fault changes, a few times per file at most, however
+//! often it changes, and removals are summarised (see [`reports`]); a run
+//! directory that stops being private is refused as a whole (nothing is
+//! routed or removed there) until it is private again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentfs_contract::rundir::{self, Entry, Reader, Rejection, State};
+use agentfs_contract::rundir::{self, Entry, Reader, State};
 use tokio::sync::{watch as channel, Notify};
 use tokio::time::Instant;
 
-use crate::table::{Backend, Table};
+use crate::reports::{Refusals, Removals};
+use crate::table::{Backend, Table, Unrouted};
 use crate::watch::{Changes, Todo};
 
 /// How often the run directory is read whole without any event. Catches an
@@ -42,9 +44,12 @@ pub struct Discovery {
     reader: Reader,
     /// Backends by sidecar path, kept while their sidecar stays the same.
     backends: HashMap<PathBuf, Arc<Backend>>,
-    /// Sidecars reported as refused, with the kind of reason, so each is
-    /// reported once per change of kind.
-    reported: HashMap<PathBuf, &'static str>,
+    /// Entries known but not routed, by sidecar path.
+    unrouted: HashMap<PathBuf, Unrouted>,
+    /// What was logged about refused sidecars.
+    refusals: Refusals,
+    /// Removed entries not logged yet.
+    removals: Removals,
     /// Why the directory itself was last refused, if it is.
     refused: Option<String>,
 }
@@ -54,7 +59,9 @@ impl Discovery {
         Discovery {
             reader: Reader::new(run_dir),
             backends: HashMap::new(),
-            reported: HashMap::new(),
+            unrouted: HashMap::new(),
+            refusals: Refusals::default(),
+            removals: Removals::default(),
             refused: None,
         }
     }
@@ -72,25 +79,40 @@ impl Discovery {
         };
         self.accept_dir();
         let mut backends = HashMap::with_capacity(scan.entries.len());
+        let mut unrouted = HashMap::new();
         for entry in &scan.entries {
-            if let Some(backend) = self.backend(entry) {
-                backends.insert(entry.sidecar_path.clone(), backend);
+            let path = entry.sidecar_path.clone();
+            match self.judge(entry) {
+                Judged::Routed(backend) => {
+                    backends.insert(path, backend);
+                }
+                Judged::Unrouted(why) => {
+                    unrouted.insert(path, why);
+                }
+                Judged::Gone => {}
             }
         }
-        let rejected: Vec<&Rejection> = scan.rejected.iter().collect();
-        self.reported
-            .retain(|path, _| rejected.iter().any(|r| &r.path == path));
-        for rejection in rejected {
-            self.report(rejection);
+        let present: HashSet<&Path> = (scan.entries.iter().map(|e| e.sidecar_path.as_path()))
+            .chain(scan.rejected.iter().map(|r| r.path.as_path()))
+            .collect();
+        self.refusals.keep_only(&present);
+        for entry in &scan.entries {
+            self.refusals.accepted(&entry.sidecar_path);
         }
+        for rejection in &scan.rejected {
+            self.refusals.refused(rejection);
+        }
+        self.removals.flush(std::time::Instant::now());
         let changed = backends.len() != self.backends.len()
             || backends.iter().any(|(path, backend)| {
                 !self
                     .backends
                     .get(path)
                     .is_some_and(|old| Arc::ptr_eq(old, backend))
-            });
+            })
+            || unrouted != self.unrouted;
         self.backends = backends;
+        self.unrouted = unrouted;
         changed.then(|| self.table())
     }
 
@@ -103,59 +125,105 @@ impl Discovery {
                 Ok(read) => read,
                 Err(err) => return self.refuse(err.to_string()),
             };
-            let backend = match read {
+            let judged = match read {
                 Some(Ok(entry)) => {
-                    self.reported.remove(path);
-                    self.backend(&entry)
+                    self.refusals.accepted(path);
+                    self.judge(&entry)
                 }
                 Some(Err(rejection)) => {
-                    self.report(&rejection);
-                    None
+                    self.refusals.refused(&rejection);
+                    Judged::Gone
                 }
                 None => {
-                    self.reported.remove(path);
-                    None
+                    self.refusals.gone(path);
+                    Judged::Gone
                 }
             };
-            changed |= match backend {
-                Some(backend) => self
-                    .backends
-                    .insert(path.clone(), Arc::clone(&backend))
-                    .is_none_or(|old| !Arc::ptr_eq(&old, &backend)),
-                None => self.backends.remove(path).is_some(),
-            };
+            changed |= self.note(path, judged);
         }
         self.accept_dir();
+        self.removals.flush(std::time::Instant::now());
         changed.then(|| self.table())
     }
 
+    /// Records what became of the sidecar at `path`; returns whether the
+    /// table changed.
+    fn note(&mut self, path: &Path, judged: Judged) -> bool {
+        let (routed, unrouted) = match judged {
+            Judged::Routed(backend) => (Some(backend), None),
+            Judged::Unrouted(why) => (None, Some(why)),
+            Judged::Gone => (None, None),
+        };
+        let routes_changed = match routed {
+            Some(backend) => self
+                .backends
+                .insert(path.to_owned(), Arc::clone(&backend))
+                .is_none_or(|old| !Arc::ptr_eq(&old, &backend)),
+            None => self.backends.remove(path).is_some(),
+        };
+        let known_changed = match unrouted {
+            Some(why) => self.unrouted.insert(path.to_owned(), why.clone()) != Some(why),
+            None => self.unrouted.remove(path).is_some(),
+        };
+        routes_changed || known_changed
+    }
+
     fn table(&self) -> Table {
-        Table::from_backends(self.backends.values().cloned())
+        Table::new(
+            self.backends.values().cloned(),
+            self.unrouted.values().cloned(),
+        )
     }
 
-    /// The backend of a live entry (the one already known while its
-    /// sidecar is the same); a stale or closed entry's files are removed.
-    fn backend(&self, entry: &Entry) -> Option<Arc<Backend>> {
-        match entry.state {
-            State::Live => {}
-            State::Bound => return None,
-            State::Stale | State::Closed => {
-                remove(entry);
-                return None;
+    /// What an entry is for the table: the backend of a live entry (the one
+    /// already known while its sidecar is the same), or why it is not
+    /// routed; a stale or closed entry's files are removed.
+    fn judge(&mut self, entry: &Entry) -> Judged {
+        let car = &entry.sidecar;
+        let port = car.port;
+        let why = match entry.state {
+            State::Live if car.not_routed.is_none() => {
+                return Judged::Routed(match self.backends.get(&entry.sidecar_path) {
+                    Some(old) if old.sidecar == *car => Arc::clone(old),
+                    _ => Arc::new(Backend::new(Arc::clone(car))),
+                });
             }
-        }
-        match self.backends.get(&entry.sidecar_path) {
-            Some(old) if old.sidecar == entry.sidecar => Some(Arc::clone(old)),
-            _ => Some(Arc::new(Backend::new(Arc::clone(&entry.sidecar)))),
-        }
+            // It says why itself.
+            State::Live => String::new(),
+            State::Bound => format!("port {port} is not listening yet"),
+            State::Stale => {
+                self.remove(entry);
+                return Judged::Gone;
+            }
+            State::Closed => {
+                if self.remove(entry) {
+                    return Judged::Gone;
+                }
+                format!("port {port} was closed by its process")
+            }
+        };
+        Judged::Unrouted(Unrouted {
+            app: car.app.clone(),
+            instance: car.instance.clone(),
+            port,
+            why: car.not_routed.clone().unwrap_or(why),
+        })
     }
 
-    /// Logs a refused sidecar, unless it was refused for the same kind of
-    /// reason last time.
-    fn report(&mut self, rejection: &Rejection) {
-        let kind = rejection.reason.kind();
-        if self.reported.insert(rejection.path.clone(), kind) != Some(kind) {
-            tracing::warn!(sidecar = %rejection.path.display(), "ignored: {}", rejection.reason);
+    /// Removes what is left of a stale or closed entry, noting it for the
+    /// log; returns whether it is gone.
+    fn remove(&mut self, entry: &Entry) -> bool {
+        let socket = &entry.sidecar.socket;
+        match rundir::remove(entry) {
+            Ok(true) => {
+                self.removals.removed(socket, entry.state);
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                self.removals.failed(socket, &err);
+                false
+            }
         }
     }
 
@@ -165,8 +233,9 @@ impl Discovery {
             tracing::error!("the run directory is refused, nothing is routed: {why}");
             self.refused = Some(why);
         }
-        let had_routes = !self.backends.is_empty();
+        let had_routes = !self.backends.is_empty() || !self.unrouted.is_empty();
         self.backends.clear();
+        self.unrouted.clear();
         had_routes.then(Table::default)
     }
 
@@ -177,16 +246,12 @@ impl Discovery {
     }
 }
 
-fn remove(entry: &Entry) {
-    let socket = entry.sidecar.socket.display();
-    match rundir::remove(entry) {
-        Ok(true) if entry.state == State::Closed => {
-            tracing::info!(%socket, "removed a listener its owner closed")
-        }
-        Ok(true) => tracing::info!(%socket, "removed stale instance"),
-        Ok(false) => {}
-        Err(err) => tracing::warn!(%err, %socket, "could not remove stale files"),
-    }
+/// What an entry is for the route table.
+enum Judged {
+    Routed(Arc<Backend>),
+    Unrouted(Unrouted),
+    /// Nothing: refused, removed, or gone.
+    Gone,
 }
 
 /// The time between two safety-net reads: `base`, or 2 ms per route when
@@ -249,6 +314,53 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentfs_contract::sidecar::{now_rfc3339, Kind, Sidecar, VERSION};
+    use agentfs_contract::{layout, liveness, naming};
+
+    #[test]
+    fn an_event_spelled_canonically_is_read_as_the_run_dir_is_spelled() {
+        // A home reached through a symlink in a parent, as $TMPDIR is on
+        // macOS, whose FSEvents reports the canonical spelling.
+        let base = tempfile::tempdir().unwrap();
+        let real = base.path().canonicalize().unwrap().join("real");
+        layout::ensure_private_dir(&layout::run_dir(&real)).unwrap();
+        let home = base.path().join("home");
+        std::os::unix::fs::symlink(&real, &home).unwrap();
+        let run = layout::run_dir(&home);
+        // A live instance held by this test: its lock, its listening socket.
+        let socket = naming::socket_path(&run, "web", "a1", None).unwrap();
+        let _lock = liveness::try_acquire(&naming::lock_path(&socket))
+            .unwrap()
+            .unwrap();
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let car = Sidecar {
+            version: VERSION,
+            kind: Kind::Shim,
+            app: "web".into(),
+            instance: "a1".into(),
+            pid: std::process::id(),
+            socket: socket.clone(),
+            address: "127.0.0.1".into(),
+            port: 3000,
+            primary: true,
+            listening: true,
+            hostname: naming::instance_hostname("web", "a1"),
+            argv: vec![],
+            cwd: "/".into(),
+            started_at: now_rfc3339(),
+            target: None,
+            not_routed: None,
+        };
+        car.write_atomic(&naming::sidecar_path(&socket)).unwrap();
+        let canonical = layout::run_dir(&real).join("web_a1.json");
+
+        let mut discovery = Discovery::new(run.clone());
+        // Unlike with unlike: the sidecar seems to name another's socket.
+        assert!(discovery.update(std::slice::from_ref(&canonical)).is_none());
+        let event = crate::watch::Spelling::of(&run).as_given(&canonical);
+        let table = discovery.update(&[event]).expect("the instance is routed");
+        assert!(table.apps["web"].contains_key("a1"));
+    }
 
     #[test]
     fn the_safety_net_read_comes_less_often_on_large_directories() {

@@ -36,6 +36,10 @@ pub enum RouteError {
     Misdirected(String),
     #[error("no app or instance is registered under {0}")]
     NoRoute(String),
+    /// The name is known, but what it names is not routed: each entry as
+    /// `APP/INSTANCE: why`.
+    #[error("{name} is not routed: {}", .why.join("; "))]
+    NotRouted { name: String, why: Vec<String> },
     #[error("no such API endpoint: {0}")]
     NotFound(String),
     #[error("request already passed through this router: forwarding loop")]
@@ -61,6 +65,7 @@ impl RouteError {
             | RouteError::MethodNotAllowed(_)
             | RouteError::Misdirected(_)
             | RouteError::NoRoute(_)
+            | RouteError::NotRouted { .. }
             | RouteError::NotFound(_)
             | RouteError::Loop => Side::Downstream,
             RouteError::NoUpstream(_)
@@ -77,7 +82,9 @@ impl RouteError {
             RouteError::BadRequest(_) | RouteError::BadBody(_) => StatusCode::BAD_REQUEST,
             RouteError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             RouteError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
-            RouteError::NoRoute(_) | RouteError::NotFound(_) => StatusCode::NOT_FOUND,
+            RouteError::NoRoute(_) | RouteError::NotRouted { .. } | RouteError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             RouteError::Loop => StatusCode::LOOP_DETECTED,
             RouteError::NoUpstream(_) | RouteError::NotListening(_) | RouteError::Upstream(_) => {
                 StatusCode::BAD_GATEWAY
@@ -94,7 +101,7 @@ impl RouteError {
             RouteError::BadBody(_) => "BAD_REQUEST_BODY",
             RouteError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             RouteError::Misdirected(_) => "MISDIRECTED",
-            RouteError::NoRoute(_) => "NO_ROUTE",
+            RouteError::NoRoute(_) | RouteError::NotRouted { .. } => "NO_ROUTE",
             RouteError::NotFound(_) => "NOT_FOUND",
             RouteError::Loop => "LOOP_DETECTED",
             RouteError::NoUpstream(_) => "NO_UPSTREAM",
@@ -116,6 +123,10 @@ mod tests {
             RouteError::BadRequest("x".into()),
             RouteError::Misdirected("evil.com".into()),
             RouteError::NoRoute("x.localhost".into()),
+            RouteError::NotRouted {
+                name: "caddy.localhost".into(),
+                why: vec!["caddy/c1: port 8090 is shared with another process".into()],
+            },
             RouteError::NotFound("/api/x".into()),
             RouteError::Loop,
             RouteError::NoUpstream("web".into()),

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`watch`]: file events in the run directory, as hints of which sidecars to read again.
 //! - [`discovery`]: reads the run directory (through the contract's reader) into route tables.
+//! - [`reports`]: what discovery logs (refused sidecars, removed entries), bounded.
 //! - [`table`]: the route table, backends, their counters and least-in-flight picking.
 //! - [`activity`]: each backend's last requests and last failure, for the dashboard.
 //! - [`host`]: what a Host header names.
@@ -17,6 +18,8 @@
 //!   its event stream (`/api/events`), error pages; its own layout.
 //! - [`error`]: [`RouteError`], which knows its side and status code.
 //! - [`server`]: accept loops, the connection limit.
+//! - [`callers`]: the callers socket, where processes of instances say which
+//!   instance they are, so `APP.localhost` reaches their own.
 //! - [`limits`]: how many connections, from the descriptor limit.
 //! - [`listen`]: binding helpers; the caller binds, [`run`] serves.
 //! - [`client`]: a client for the API over the control socket.
@@ -24,18 +27,21 @@
 //! # API error codes
 //! `BAD_REQUEST` (400), `BAD_REQUEST_BODY` (400: the client's request body
 //! is malformed), `METHOD_NOT_ALLOWED` (405: CONNECT), `MISDIRECTED` (421:
-//! Host outside `.localhost`), `NO_ROUTE` (404: nothing by that name),
-//! `NOT_FOUND` (404: no such API path), `LOOP_DETECTED` (508), `NO_UPSTREAM`
-//! (502: no instance could take the request), `NOT_LISTENING` (502: a
-//! bridge's app is not listening yet), `UPSTREAM_FAILED` (502: the instance
-//! failed mid-answer), `UPSTREAM_TIMEOUT` (504: the instance did not start
-//! its answer in time), `TOO_MANY_CONNECTIONS` (503: the connection limit).
+//! Host outside `.localhost`), `NO_ROUTE` (404: nothing routed by that
+//! name; `not_routed` says why when the name is known), `NOT_FOUND` (404: no
+//! such API path), `LOOP_DETECTED` (508), `NO_UPSTREAM` (502: no instance
+//! could take the request), `NOT_LISTENING` (502: a bridge's app is not
+//! listening yet), `UPSTREAM_FAILED` (502: the instance failed mid-answer,
+//! or answered with framing that cannot be passed on), `UPSTREAM_TIMEOUT`
+//! (504: the instance did not start its answer in time),
+//! `TOO_MANY_CONNECTIONS` (503: the connection limit).
 #![forbid(unsafe_code)]
 
 pub mod activity;
 pub mod affinity;
 pub mod api;
 pub mod body;
+pub mod callers;
 pub mod client;
 pub mod discovery;
 pub mod error;
@@ -43,6 +49,7 @@ pub mod host;
 pub mod limits;
 pub mod listen;
 pub mod proxy;
+pub mod reports;
 pub mod server;
 pub mod service;
 pub mod table;
@@ -89,6 +96,13 @@ pub struct Config {
     /// [`Config::for_home`] derives it from the descriptor limit, raising
     /// the process's soft limit toward the hard one on the way.
     pub max_connections: usize,
+    /// Where to serve processes of instances ([`callers`]): bound by
+    /// [`Router::start`], replacing what is there (so start only while
+    /// holding the router lock), and removed at shutdown. [`Config::for_home`]
+    /// says `$AGENTFS_HOME/router-clients.sock`. Bound here, not by the
+    /// caller as the other listeners are, so that every router started for
+    /// a home serves it.
+    pub callers_socket: Option<PathBuf>,
 }
 
 impl Config {
@@ -99,6 +113,7 @@ impl Config {
             reconcile: discovery::RECONCILE_INTERVAL,
             upstream_timeout: UPSTREAM_TIMEOUT,
             max_connections: limits::connection_limit(),
+            callers_socket: Some(layout::router_clients_socket(home)),
         }
     }
 }
@@ -134,7 +149,8 @@ pub struct Router {
     /// Open client connections, waited for at shutdown.
     connections: TaskTracker,
     _watcher: notify::RecommendedWatcher,
-    control_path: Option<PathBuf>,
+    /// The Unix sockets to remove at shutdown.
+    socket_paths: Vec<PathBuf>,
 }
 
 impl Router {
@@ -165,44 +181,28 @@ impl Router {
             http.push(tokio::net::TcpListener::from_std(listener)?);
         }
         let http_addrs: Vec<SocketAddr> = http.iter().filter_map(|l| l.local_addr().ok()).collect();
-        let router_id = router_id();
-        let state = Arc::new(service::State {
-            table: table.clone(),
-            poke,
-            via: hyper::header::HeaderValue::from_str(&router_id)
-                .expect("a router id is hex digits"),
-            router_id,
-            own: own_addrs(&http_addrs),
-            port: http_addrs.first().map_or(0, |a| a.port()),
-            run_dir: config.run_dir.clone(),
-            started: Instant::now(),
-            stopping: stop_rx.clone(),
-            upstream_timeout: config.upstream_timeout,
-        });
+        let state = shared_state(&config, &table, poke, &http_addrs, &stop_rx);
         let refusal = api::raw_error(&RouteError::Overloaded(config.max_connections));
-        let gate = server::Gate::new(config.max_connections, refusal);
         let connections = TaskTracker::new();
+        let mut loops = Loops {
+            tasks: &mut tasks,
+            state,
+            gate: server::Gate::new(config.max_connections, refusal),
+            stop: stop_rx,
+            connections: connections.clone(),
+        };
         for listener in http {
-            tasks.spawn(server::serve(
-                listener,
-                Arc::clone(&state),
-                gate.clone(),
-                stop_rx.clone(),
-                connections.clone(),
-            ));
+            loops.serve(listener);
         }
-        let mut control_path = None;
+        let mut socket_paths = Vec::new();
+        if let Some(callers) = config.callers_socket.as_deref().and_then(bind_callers) {
+            loops.serve(callers);
+            socket_paths.extend(config.callers_socket);
+        }
         if let Some(control) = listeners.control {
             control.set_nonblocking(true)?;
-            control_path = control.local_addr()?.as_pathname().map(Path::to_path_buf);
-            let control = tokio::net::UnixListener::from_std(control)?;
-            tasks.spawn(server::serve(
-                control,
-                state,
-                gate,
-                stop_rx,
-                connections.clone(),
-            ));
+            socket_paths.extend(control.local_addr()?.as_pathname().map(Path::to_path_buf));
+            loops.serve(tokio::net::UnixListener::from_std(control)?);
         }
         Ok(Router {
             table,
@@ -211,7 +211,7 @@ impl Router {
             tasks,
             connections,
             _watcher: watcher,
-            control_path,
+            socket_paths,
         })
     }
 
@@ -227,8 +227,8 @@ impl Router {
 
     /// Stops accepting and scanning, lets every open connection finish the
     /// request in progress (for up to [`DRAIN_TIMEOUT`]; idle ones close at
-    /// once), and removes the control socket. Upgraded connections
-    /// (WebSockets) are not waited for.
+    /// once), and removes the control and callers sockets. Upgraded
+    /// connections (WebSockets) are not waited for.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
@@ -242,8 +242,70 @@ impl Router {
                 "requests still in progress after {DRAIN_TIMEOUT:?} are cut off"
             );
         }
-        if let Some(path) = &self.control_path {
+        for path in &self.socket_paths {
             let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// What every request handler shares, made once at start.
+fn shared_state(
+    config: &Config,
+    table: &channel::Receiver<Arc<Table>>,
+    poke: Arc<Notify>,
+    http_addrs: &[SocketAddr],
+    stopping: &channel::Receiver<bool>,
+) -> Arc<service::State> {
+    let router_id = router_id();
+    Arc::new(service::State {
+        table: table.clone(),
+        poke,
+        via: hyper::header::HeaderValue::from_str(&router_id).expect("a router id is hex digits"),
+        router_id,
+        own: own_addrs(http_addrs),
+        port: http_addrs.first().map_or(0, |a| a.port()),
+        run_dir: config.run_dir.clone(),
+        started: Instant::now(),
+        stopping: stopping.clone(),
+        upstream_timeout: config.upstream_timeout,
+    })
+}
+
+/// What each accept loop starts with.
+struct Loops<'a> {
+    tasks: &'a mut JoinSet<()>,
+    state: Arc<service::State>,
+    gate: server::Gate,
+    stop: channel::Receiver<bool>,
+    connections: TaskTracker,
+}
+
+impl Loops<'_> {
+    /// Starts serving `listener`.
+    fn serve<L: server::Accept>(&mut self, listener: L) {
+        self.tasks.spawn(server::serve(
+            listener,
+            Arc::clone(&self.state),
+            self.gate.clone(),
+            self.stop.clone(),
+            self.connections.clone(),
+        ));
+    }
+}
+
+/// The callers socket at `path`, or `None` (said in the log) when it cannot
+/// be bound: the router serves on without it, as before it had one, and
+/// `APP.localhost` from inside an instance is balanced as from anywhere.
+fn bind_callers(path: &Path) -> Option<callers::Callers> {
+    let bound = listen::bind_callers(path).and_then(|callers| {
+        callers.set_nonblocking(true)?;
+        tokio::net::UnixListener::from_std(callers)
+    });
+    match bound {
+        Ok(listener) => Some(callers::Callers(listener)),
+        Err(err) => {
+            tracing::warn!(%err, "not serving processes of instances on their own socket");
+            None
         }
     }
 }

@@ -46,6 +46,17 @@ fn bind_one(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
 /// replaced: call this only while holding the router lock, which proves any
 /// previous router is gone.
 pub fn bind_control(path: &Path) -> io::Result<UnixListener> {
+    bind_private(path)
+}
+
+/// Binds the callers socket (see [`callers`](crate::callers)) at `path`,
+/// as [`bind_control`] binds the control socket.
+pub fn bind_callers(path: &Path) -> io::Result<UnixListener> {
+    bind_private(path)
+}
+
+/// Binds a Unix socket at `path`, mode 0600, replacing whatever is there.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}

@@ -46,49 +46,76 @@ const REFUSE_LINGER: Duration = Duration::from_secs(1);
 /// The start of HTTP/2's connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// A listener the router serves: how a connection is accepted and who is on
-/// the other end. TCP clients get proxied; the control socket gets only the API.
+/// A listener the router serves: how a connection is accepted, what it must
+/// say before HTTP starts, and who is on the other end. TCP clients get
+/// proxied; the callers socket too, knowing the caller's instance; the
+/// control socket gets only the API.
 pub trait Accept: Send + Sync + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// What accepting told about the client.
+    type Accepted: Send + 'static;
 
-    fn next(&self) -> impl Future<Output = io::Result<(Self::Stream, Peer, tracing::Span)>> + Send;
+    fn next(
+        &self,
+    ) -> impl Future<Output = io::Result<(Self::Stream, Self::Accepted, tracing::Span)>> + Send;
 
-    /// Whether the client opened with HTTP/2's preface instead of HTTP/1.
-    fn speaks_h2(_stream: &Self::Stream) -> impl Future<Output = bool> + Send {
-        async { false }
-    }
+    /// What happens on a new connection before HTTP, on its own task:
+    /// `None` when it is closed there.
+    fn greet(
+        stream: Self::Stream,
+        accepted: Self::Accepted,
+    ) -> impl Future<Output = Option<(Self::Stream, Peer)>> + Send;
 }
 
 impl Accept for TcpListener {
     type Stream = TcpStream;
+    /// The client's address, as it goes into X-Forwarded-For.
+    type Accepted = HeaderValue;
 
-    async fn next(&self) -> io::Result<(TcpStream, Peer, tracing::Span)> {
+    async fn next(&self) -> io::Result<(TcpStream, HeaderValue, tracing::Span)> {
         let (stream, addr) = self.accept().await?;
         let _ = stream.set_nodelay(true);
         let client = HeaderValue::from_str(&addr.ip().to_string())
             .expect("an IP address is a valid header value");
         let span = tracing::debug_span!("conn", peer = %addr);
-        Ok((stream, Peer::Http(client), span))
+        Ok((stream, client, span))
     }
 
-    /// A look at the first bytes without taking them (one peek per
-    /// connection): an HTTP/1 request never starts like the preface.
-    async fn speaks_h2(stream: &TcpStream) -> bool {
-        let mut first = [0u8; 24];
-        let peeked = tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await;
-        match peeked {
-            Ok(Ok(n)) if n >= 3 => H2_PREFACE.starts_with(&first[..n]),
-            _ => false,
+    /// A client that opens with HTTP/2's preface instead of HTTP/1 is told
+    /// in HTTP/2 to use HTTP/1.1, and closed.
+    async fn greet(mut stream: TcpStream, client: HeaderValue) -> Option<(TcpStream, Peer)> {
+        if speaks_h2(&stream).await {
+            tracing::debug!("HTTP/2 without upgrade: told to use HTTP/1.1");
+            say_and_close(&mut stream, &h2_goaway()).await;
+            return None;
         }
+        Some((stream, Peer::Http(client)))
+    }
+}
+
+/// Whether the client opened with HTTP/2's preface: a look at the first
+/// bytes without taking them (one peek per connection). An HTTP/1 request
+/// never starts like the preface.
+async fn speaks_h2(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 24];
+    let peeked = tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await;
+    match peeked {
+        Ok(Ok(n)) if n >= 3 => H2_PREFACE.starts_with(&first[..n]),
+        _ => false,
     }
 }
 
 impl Accept for UnixListener {
     type Stream = UnixStream;
+    type Accepted = ();
 
-    async fn next(&self) -> io::Result<(UnixStream, Peer, tracing::Span)> {
+    async fn next(&self) -> io::Result<(UnixStream, (), tracing::Span)> {
         let (stream, _) = self.accept().await?;
-        Ok((stream, Peer::Control, tracing::debug_span!("control")))
+        Ok((stream, (), tracing::debug_span!("control")))
+    }
+
+    async fn greet(stream: UnixStream, (): ()) -> Option<(UnixStream, Peer)> {
+        Some((stream, Peer::Control))
     }
 }
 
@@ -131,10 +158,10 @@ pub async fn serve<L: Accept>(
             _ = stop.wait_for(|s| *s) => return,
         };
         match accepted {
-            Ok((stream, peer, span)) => match Arc::clone(&gate.open).try_acquire_owned() {
+            Ok((stream, accepted, span)) => match Arc::clone(&gate.open).try_acquire_owned() {
                 Ok(permit) => {
                     let state = Arc::clone(&state);
-                    let conn = serve_conn::<L>(stream, state, peer, permit, stop.clone());
+                    let conn = serve_conn::<L>(stream, state, accepted, permit, stop.clone());
                     connections.spawn(conn.instrument(span));
                 }
                 Err(_) => refuse(stream, &gate, &mut throttle),
@@ -210,19 +237,17 @@ fn h2_goaway() -> Vec<u8> {
 /// wrapping future: an async fn keeps its argument and the future it awaits
 /// side by side, and the task of every connection would be twice the size.)
 async fn serve_conn<L: Accept>(
-    mut stream: L::Stream,
+    stream: L::Stream,
     state: Arc<State>,
-    peer: Peer,
+    accepted: L::Accepted,
     _permit: OwnedSemaphorePermit,
     mut stop: watch::Receiver<bool>,
 ) {
-    // Both boxed: awaited in place, they would make every connection's
-    // task larger for its whole life, though they are done with at once.
-    if Box::pin(L::speaks_h2(&stream)).await {
-        tracing::debug!("HTTP/2 without upgrade: told to use HTTP/1.1");
-        Box::pin(say_and_close(&mut stream, &h2_goaway())).await;
+    // Boxed: awaited in place, it would make every connection's task
+    // larger for its whole life, though it is done with at once.
+    let Some((stream, peer)) = Box::pin(L::greet(stream, accepted)).await else {
         return;
-    }
+    };
     let service = service_fn(move |req| handle(Arc::clone(&state), req, peer.clone()));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -1,4 +1,11 @@
 //! Answering one request: who is it for, and then the API, an error page, or a forward.
+//!
+//! A request from inside an instance (on the callers socket, see
+//! [`callers`](crate::callers)) for `APP.localhost` goes to the caller's
+//! own instance of APP when it has a live one, as `INSTANCE.APP.localhost`
+//! would, and is balanced as any other only when it has none. Such an
+//! answer neither follows nor sets the affinity cookie: the caller's
+//! instance decides, not the client it was before.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -16,7 +23,7 @@ use crate::body::ResBody;
 use crate::error::RouteError;
 use crate::host::{self, Target};
 use crate::proxy::{self, Forward};
-use crate::table::Table;
+use crate::table::{Table, Unrouted};
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -45,9 +52,15 @@ pub enum Peer {
     /// A client over TCP: its address, as it goes into X-Forwarded-For
     /// (made once per connection).
     Http(HeaderValue),
+    /// A process of this instance, on the callers socket (local: its
+    /// X-Forwarded-For is 127.0.0.1).
+    Instance(Arc<str>),
     /// The control socket: only the API is served there.
     Control,
 }
+
+/// The X-Forwarded-For of a request from the callers socket.
+static LOOPBACK: HeaderValue = HeaderValue::from_static("127.0.0.1");
 
 /// Answers one request; errors become pages, so this never fails.
 pub async fn handle(
@@ -64,12 +77,14 @@ pub async fn handle(
         run_dir: &state.run_dir,
         started: state.started,
     };
-    let client = match &peer {
+    let (client, caller) = match &peer {
         Peer::Control => return Ok(api::serve(req.uri(), req.headers(), &about)),
-        Peer::Http(client) => client,
+        Peer::Http(client) => (client, None),
+        Peer::Instance(instance) => (&LOOPBACK, Some(&**instance)),
     };
     let as_json = api::wants_json(req.headers(), req.uri().path());
-    let resp = match route(&state, &table, req, client, &about).await {
+    let origin = Origin { client, caller };
+    let resp = match route(&state, &table, req, &origin, &about).await {
         Ok(resp) => resp,
         Err(err) => {
             tracing::debug!(%err, side = ?err.side(), "request refused");
@@ -79,11 +94,41 @@ pub async fn handle(
     Ok(resp)
 }
 
+/// The most entries a 404 says are not routed, and why.
+const MAX_UNROUTED_SHOWN: usize = 10;
+
+/// The 404 for a name without a live route: why, when the name is known
+/// (it has entries that are not routed), else that nothing is registered.
+fn no_route(table: &Table, target: &Target, authority: &str) -> RouteError {
+    let name = host::normalise(authority);
+    let mut why: Vec<String> = table
+        .unrouted(target)
+        .take(MAX_UNROUTED_SHOWN)
+        .map(Unrouted::describe)
+        .collect();
+    if why.is_empty() {
+        return RouteError::NoRoute(name);
+    }
+    let more = table.unrouted(target).count() - why.len();
+    if more > 0 {
+        why.push(format!("and {more} more"));
+    }
+    RouteError::NotRouted { name, why }
+}
+
+/// Who sent a request.
+struct Origin<'a> {
+    /// As it goes into X-Forwarded-For.
+    client: &'a HeaderValue,
+    /// The instance the caller runs in, if it said so on the callers socket.
+    caller: Option<&'a str>,
+}
+
 async fn route(
     state: &State,
     table: &Table,
     req: Request<Incoming>,
-    client: &HeaderValue,
+    origin: &Origin<'_>,
     about: &About<'_>,
 ) -> Result<Response<ResBody>, RouteError> {
     if req.method() == Method::CONNECT {
@@ -105,21 +150,27 @@ async fn route(
             .to_owned(),
     };
     let target = host::classify(&authority, &state.own);
-    let sticky = matches!(target, Target::App { .. });
-    let candidates = match &target {
-        Target::Router => return Ok(api::serve(req.uri(), req.headers(), about)),
-        Target::Foreign(name) => return Err(RouteError::Misdirected(name.clone())),
-        Target::Unknown(name) => return Err(RouteError::NoRoute(name.clone())),
-        _ => table
-            .candidates(&target)
-            .ok_or_else(|| RouteError::NoRoute(host::normalise(&authority)))?,
+    let own = match (&target, origin.caller) {
+        (Target::App { app }, Some(caller)) => table.primary_of(app, caller),
+        _ => None,
+    };
+    let sticky = own.is_none() && matches!(target, Target::App { .. });
+    let candidates = match (&target, own) {
+        (_, Some(own)) => own,
+        (Target::Router, _) => return Ok(api::serve(req.uri(), req.headers(), about)),
+        (Target::Foreign(name), _) => return Err(RouteError::Misdirected(name.clone())),
+        (Target::Unknown(name), _) => return Err(RouteError::NoRoute(name.clone())),
+        _ => match table.candidates(&target) {
+            Some(found) => found,
+            None => return Err(no_route(table, &target, &authority)),
+        },
     };
     if proxy::is_loop(req.headers(), &state.router_id) {
         return Err(RouteError::Loop);
     }
     let ctx = Forward {
         host: &authority,
-        client,
+        client: origin.client,
         via: &state.via,
         poke: &state.poke,
         timeout: state.upstream_timeout,

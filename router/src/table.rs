@@ -1,7 +1,9 @@
 //! The route table: which sockets serve which names, and their live counters.
 //!
 //! Discovery builds a whole new [`Table`] and swaps it in only when it
-//! changed; requests read whichever table is current. A [`Backend`] (one
+//! changed; requests read whichever table is current. Besides the live
+//! routes, a table knows the entries that exist but are not routed, and
+//! why ([`Unrouted`]), so a 404 for their name can say so. A [`Backend`] (one
 //! listener socket) outlives table swaps while its sidecar stays the same, so
 //! its connection pool and counters carry over.
 
@@ -139,6 +141,24 @@ impl Instance {
     }
 }
 
+/// An entry of the run directory that is known but not routed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unrouted {
+    pub app: String,
+    pub instance: String,
+    pub port: u16,
+    /// Why, in a short sentence: the sidecar's own `not_routed`, else what
+    /// its state says.
+    pub why: String,
+}
+
+impl Unrouted {
+    /// `APP/INSTANCE: why`
+    pub fn describe(&self) -> String {
+        format!("{}/{}: {}", self.app, self.instance, self.why)
+    }
+}
+
 /// Every live route, by app then instance.
 #[derive(Debug, Default)]
 pub struct Table {
@@ -146,12 +166,32 @@ pub struct Table {
     /// Each app's instances' primary listeners, what `APP.localhost`
     /// balances over: made with the table, not per request.
     primaries: BTreeMap<String, Vec<Arc<Backend>>>,
+    /// Entries known but not routed, by app, in instance and port order.
+    unrouted: BTreeMap<String, Vec<Unrouted>>,
 }
 
 impl Table {
     /// Builds a table from backends (in any order).
     pub fn from_backends(backends: impl IntoIterator<Item = Arc<Backend>>) -> Table {
+        Table::new(backends, [])
+    }
+
+    /// Builds a table from backends and the entries not routed (in any order).
+    pub fn new(
+        backends: impl IntoIterator<Item = Arc<Backend>>,
+        unrouted: impl IntoIterator<Item = Unrouted>,
+    ) -> Table {
         let mut table = Table::default();
+        for entry in unrouted {
+            table
+                .unrouted
+                .entry(entry.app.clone())
+                .or_default()
+                .push(entry);
+        }
+        for entries in table.unrouted.values_mut() {
+            entries.sort_by(|a, b| (&a.instance, a.port).cmp(&(&b.instance, b.port)));
+        }
         for backend in backends {
             let car = &backend.sidecar;
             let instance = table
@@ -186,9 +226,7 @@ impl Table {
     pub fn candidates(&self, target: &Target) -> Option<&[Arc<Backend>]> {
         let found: &[Arc<Backend>] = match target {
             Target::App { app } => self.primaries.get(app)?,
-            Target::Instance { app, instance } => {
-                std::slice::from_ref(self.apps.get(app)?.get(instance)?.primary()?)
-            }
+            Target::Instance { app, instance } => self.primary_of(app, instance)?,
             Target::Port {
                 app,
                 instance,
@@ -200,6 +238,32 @@ impl Table {
             _ => return None,
         };
         (!found.is_empty()).then_some(found)
+    }
+
+    /// The entries a target names that are known but not routed.
+    pub fn unrouted<'a>(&'a self, target: &'a Target) -> impl Iterator<Item = &'a Unrouted> + 'a {
+        let (app, instance, port) = match target {
+            Target::App { app } => (Some(app), None, None),
+            Target::Instance { app, instance } => (Some(app), Some(instance), None),
+            Target::Port {
+                app,
+                instance,
+                port,
+            } => (Some(app), Some(instance), Some(*port)),
+            _ => (None, None, None),
+        };
+        app.and_then(|app| self.unrouted.get(app))
+            .into_iter()
+            .flatten()
+            .filter(move |u| instance.is_none_or(|i| u.instance == *i))
+            .filter(move |u| port.is_none_or(|p| u.port == p))
+    }
+
+    /// The primary listener of `instance` of `app`, if it is live: what
+    /// `INSTANCE.APP.localhost` reaches.
+    pub fn primary_of(&self, app: &str, instance: &str) -> Option<&[Arc<Backend>]> {
+        let primary = self.apps.get(app)?.get(instance)?.primary()?;
+        Some(std::slice::from_ref(primary))
     }
 }
 
@@ -239,6 +303,7 @@ mod tests {
             cwd: "/".into(),
             started_at: now_rfc3339(),
             target: None,
+            not_routed: None,
         }))
     }
 
@@ -264,6 +329,45 @@ mod tests {
         assert_eq!(table.candidates(&port).unwrap()[0].sidecar.port, 3001);
         let missing = Target::App { app: "api".into() };
         assert!(table.candidates(&missing).is_none());
+    }
+
+    #[test]
+    fn entries_not_routed_are_found_by_the_names_that_would_reach_them() {
+        let unrouted = |instance: &str, port| Unrouted {
+            app: "caddy".into(),
+            instance: instance.into(),
+            port,
+            why: format!("port {port} is shared with another process"),
+        };
+        let table = Table::new([], [unrouted("c2", 8090), unrouted("c1", 8090)]);
+        let named = |target: Target| {
+            table
+                .unrouted(&target)
+                .map(Unrouted::describe)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            named(Target::App {
+                app: "caddy".into()
+            }),
+            [
+                "caddy/c1: port 8090 is shared with another process",
+                "caddy/c2: port 8090 is shared with another process"
+            ]
+        );
+        let c2 = Target::Instance {
+            app: "caddy".into(),
+            instance: "c2".into(),
+        };
+        assert_eq!(named(c2).len(), 1);
+        let other_port = Target::Port {
+            app: "caddy".into(),
+            instance: "c1".into(),
+            port: 1,
+        };
+        assert!(named(other_port).is_empty());
+        assert!(named(Target::App { app: "web".into() }).is_empty());
+        assert!(table.apps.is_empty());
     }
 
     #[test]

@@ -8,6 +8,14 @@
 //! one wakeup, and none is lost: a watcher error, an overflow, or more files
 //! than [`MAX_PENDING`] ask for a full scan instead.
 //!
+//! Events name files as the watcher backend spells them: macOS FSEvents
+//! reports canonical paths (`/private/tmp/…` for `/tmp/…`, `/private/var/…`
+//! for `$TMPDIR`), while readers compare a sidecar's path with the socket it
+//! names, built from the run directory as it was given. So each event's path
+//! is spelled again as a file of the run directory as given ([`Spelling`],
+//! which canonicalises the directory once, when the watch starts), and the
+//! comparison is like with like.
+//!
 //! Used by the router's discovery and by `agentfs wrap`'s announcer.
 
 use std::collections::HashSet;
@@ -99,19 +107,62 @@ fn sidecar_of(path: &Path) -> Option<PathBuf> {
         .then(|| path.with_extension(naming::SIDECAR_EXT))
 }
 
+/// The two spellings of a watched directory: as it was given, and as the
+/// file system resolves it (which FSEvents reports).
+#[derive(Clone, Debug)]
+pub struct Spelling {
+    dir: PathBuf,
+    /// The canonical path, when it differs from `dir`.
+    canonical: Option<PathBuf>,
+}
+
+impl Spelling {
+    /// Resolves `dir` once (a directory that cannot be resolved is only
+    /// ever spelled as given).
+    pub fn of(dir: &Path) -> Spelling {
+        let canonical = dir.canonicalize().ok().filter(|c| c != dir);
+        Spelling {
+            dir: dir.to_owned(),
+            canonical,
+        }
+    }
+
+    /// `path`, when it names a file of the directory in its canonical
+    /// spelling, spelled as the directory was given; otherwise as it is.
+    pub fn as_given(&self, path: &Path) -> PathBuf {
+        let (Some(canonical), Some(name)) = (&self.canonical, path.file_name()) else {
+            return path.to_owned();
+        };
+        if path.parent() == Some(canonical.as_path()) {
+            self.dir.join(name)
+        } else {
+            path.to_owned()
+        }
+    }
+}
+
+/// Notes one watcher event in `changes`, its paths spelled as `spelling`
+/// gives the directory.
+fn note(event: notify::Result<notify::Event>, spelling: &Spelling, changes: &Changes) {
+    match event {
+        Ok(event) if event.need_rescan() => changes.everything(),
+        Ok(event) if is_hint(&event) => event
+            .paths
+            .iter()
+            .for_each(|p| changes.file(&spelling.as_given(p))),
+        Ok(_) => {}
+        Err(_) => changes.everything(),
+    }
+}
+
 /// Starts watching `run_dir`, noting each relevant event in `changes`. The
 /// returned watcher must be kept alive for as long as events are wanted.
 pub fn watch_dir(
     run_dir: &Path,
     changes: Arc<Changes>,
 ) -> notify::Result<notify::RecommendedWatcher> {
-    let mut watcher =
-        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-            Ok(event) if event.need_rescan() => changes.everything(),
-            Ok(event) if is_hint(&event) => event.paths.iter().for_each(|p| changes.file(p)),
-            Ok(_) => {}
-            Err(_) => changes.everything(),
-        })?;
+    let spelling = Spelling::of(run_dir);
+    let mut watcher = notify::recommended_watcher(move |event| note(event, &spelling, &changes))?;
     watcher.watch(run_dir, RecursiveMode::NonRecursive)?;
     Ok(watcher)
 }
@@ -174,5 +225,37 @@ mod tests {
             changes.file(Path::new(&format!("/run/w_{n}.json")));
         }
         assert_eq!(changes.take(), Todo::All);
+    }
+
+    #[test]
+    fn events_in_either_spelling_name_sidecars_as_the_run_dir_is_given() {
+        // A home reached through a symlink in a parent (as /tmp is on macOS):
+        // the run directory itself is a real directory.
+        let base = tempfile::tempdir().unwrap();
+        let real = base.path().canonicalize().unwrap().join("real");
+        std::fs::create_dir_all(real.join("run")).unwrap();
+        let home = base.path().join("home");
+        std::os::unix::fs::symlink(&real, &home).unwrap();
+        let given = home.join("run");
+        let spelling = Spelling::of(&given);
+        let changes = Changes::default();
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        for dir in [&given, &real.join("run")] {
+            let event = Event::new(renamed).add_path(dir.join("web_a.json"));
+            note(Ok(event), &spelling, &changes);
+            assert_eq!(
+                changes.take(),
+                Todo::Sidecars(vec![given.join("web_a.json")]),
+                "{}",
+                dir.display()
+            );
+        }
+        // Another directory's file is left as it is.
+        let elsewhere = real.join("web_a.json");
+        assert_eq!(spelling.as_given(&elsewhere), elsewhere);
+        // A directory spelled canonically already has one spelling.
+        let plain = Spelling::of(&real.join("run"));
+        let file = real.join("run").join("web_a.json");
+        assert_eq!(plain.as_given(&file), file);
     }
 }

@@ -50,6 +50,50 @@ async fn routes_list_urls_and_live_counters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_json_answer_says_nosniff() {
+    let home = Home::new();
+    let _web = Instance::spawn(&home, "web", "a1", 3000);
+    let _late = Instance::spawn_with(
+        &home,
+        "late",
+        "a1",
+        3000,
+        true,
+        Mode::Close,
+        agentfs_contract::sidecar::Kind::Bridge,
+    );
+    let router = TestRouter::start(&home);
+    router.wait_routes("both apps", |t| t.apps.len() == 2).await;
+    let mut client = Client::connect(router.port).await;
+    let asks = [
+        ("agentfs.localhost", "/health", 200),
+        ("agentfs.localhost", "/api/routes", 200),
+        ("agentfs.localhost", "/api/instances", 200),
+        ("agentfs.localhost", "/api/routes?limit=x", 400),
+        ("agentfs.localhost", "/api/nope", 404),
+        ("agentfs.localhost", "/", 200),
+        ("nope.localhost", "/", 404),
+        ("late.localhost", "/", 502),
+        ("example.com", "/", 421),
+    ];
+    for (host, path, status) in asks {
+        let req = hyper::Request::get(path)
+            .header("host", host)
+            .header("accept", "application/json")
+            .body(Default::default())
+            .unwrap();
+        let answer = collect(client.send(req).await.unwrap()).await.unwrap();
+        assert_eq!(answer.status, status, "{host}{path}: {}", answer.text());
+        assert_eq!(answer.headers["content-type"], "application/json");
+        assert_eq!(
+            answer.headers["x-content-type-options"], "nosniff",
+            "{host}{path}"
+        );
+    }
+    router.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_socket_serves_the_api_privately() {
     let (home, _a, router) = web_behind_router(Mode::Serve).await;
 

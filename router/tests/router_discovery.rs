@@ -196,3 +196,31 @@ async fn no_request_is_answered_before_the_first_scan_is_done() {
     assert_eq!(answer.status, 200, "{}", answer.text());
     router.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_home_reached_through_a_symlink_is_watched_by_its_events() {
+    // The home is a symlink to a private directory (as /tmp and $TMPDIR
+    // are on macOS, whose events name the other spelling); its run
+    // directory is a real one.
+    let real = Home::new();
+    let link = real.dir.with_file_name(format!(
+        "{}-link",
+        real.dir.file_name().unwrap().to_string_lossy()
+    ));
+    std::os::unix::fs::symlink(&real.dir, &link).unwrap();
+    let home = Home { dir: link };
+    // No full read after the first: whatever appears later is found by its
+    // file events alone.
+    let router = TestRouter::start_with(&home, |config| {
+        config.reconcile = std::time::Duration::from_secs(3600);
+    });
+    let mut web = Instance::spawn(&home, "web", "a1", 3000);
+    router.wait_instances("web", 1).await;
+    assert_eq!(
+        get(router.port, "web.localhost", "/").await.json()["instance"],
+        "a1"
+    );
+    web.kill();
+    router.wait_instances("web", 0).await;
+    router.stop().await;
+}

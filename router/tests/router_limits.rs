@@ -21,6 +21,10 @@ async fn connections_over_the_limit_are_answered_503_and_closed() {
     let refused = raw_get(router.port).await;
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(refused.contains("TOO_MANY_CONNECTIONS"), "{refused}");
+    assert!(
+        refused.contains("x-content-type-options: nosniff\r\n"),
+        "{refused}"
+    );
 
     // The kept connections still work, and a closed one makes room.
     assert_eq!(second.get("web.localhost", "/").await.unwrap().status, 200);

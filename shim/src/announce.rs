@@ -53,6 +53,7 @@ fn build(config: &Config, path: &[u8], requested: SocketAddr, listening: bool) -
         }),
         started_at: sidecar::now_rfc3339(),
         target: None,
+        not_routed: None,
         socket: socket_of(path),
         listening,
     }

@@ -111,6 +111,7 @@ mod tests {
             cwd: "/".into(),
             started_at: "2026-01-01T00:00:00Z".into(),
             target: None,
+            not_routed: None,
         })
     }
 

@@ -235,6 +235,7 @@ fn sidecar_for(endpoint: &Endpoint, socket: &Path, target: SocketAddr) -> Result
             .unwrap_or_default(),
         started_at: sidecar::now_rfc3339(),
         target: Some(target.to_string()),
+        not_routed: None,
     })
 }
 

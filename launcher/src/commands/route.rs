@@ -117,6 +117,7 @@ fn add(sidecar_path: &Path, app: &str, instance: &str, socket: &Path) -> Result<
             .unwrap_or_default(),
         started_at: sidecar::now_rfc3339(),
         target: None,
+        not_routed: None,
     };
     car.write_atomic(sidecar_path)
         .with_context(|| format!("could not write {}", sidecar_path.display()))?;

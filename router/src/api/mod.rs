@@ -4,7 +4,9 @@
 //! JSON answers share one envelope:
 //! `{"status":"success","data":…}` or
 //! `{"status":"error","error":{"code":"NO_ROUTE","message":…}}`; the codes
-//! are those of [`RouteError::code`](crate::RouteError::code).
+//! are those of [`RouteError::code`](crate::RouteError::code). Every one
+//! carries `X-Content-Type-Options: nosniff`, so a browser never reads a
+//! JSON answer (which may echo a name from the request) as anything else.
 //!
 //! Endpoints (on `agentfs.localhost` and on the control socket):
 //! - `GET /health`: `{version, pid, port, run_dir, routes, uptime_secs}`;
@@ -43,7 +45,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use hyper::{Response, StatusCode, Uri};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -122,14 +124,19 @@ pub fn success(data: Value) -> Response<ResBody> {
     )
 }
 
-/// The answer to an error: a JSON envelope or an HTML page. A 404 lists
-/// the live apps, at most [`window::PAGE_LIMIT`] of their instances (in
-/// JSON by name and URL, with `total` and `omitted` counts).
+/// The answer to an error: a JSON envelope or an HTML page. A 404 for a
+/// name nothing is known by lists the live apps, at most
+/// [`window::PAGE_LIMIT`] of their instances (in JSON by name and URL, with
+/// `total` and `omitted` counts); one for a name whose entries are not
+/// routed says why for each (in JSON, `not_routed`).
 pub fn error(err: &RouteError, as_json: bool, about: &About<'_>) -> Response<ResBody> {
     if !as_json {
         return pages::error_page(err, about.table, about.port);
     }
     let mut body = json!({ "code": err.code(), "message": err.to_string() });
+    if let RouteError::NotRouted { why, .. } = err {
+        body["not_routed"] = why.clone().into();
+    }
     if matches!(err, RouteError::NoRoute(_)) {
         let total = window::count(about.table);
         let shown = Window::PAGE.of(about.table).count();
@@ -150,7 +157,8 @@ pub fn raw_error(err: &RouteError) -> Vec<u8> {
     })
     .to_string();
     format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\n\
+         x-content-type-options: nosniff\r\ncontent-length: {}\r\n\
          connection: close\r\n\r\n{body}",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
@@ -160,7 +168,10 @@ pub fn raw_error(err: &RouteError) -> Vec<u8> {
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<ResBody> {
-    respond(status, "application/json", format!("{value}\n"))
+    let mut resp = respond(status, "application/json", format!("{value}\n"));
+    resp.headers_mut()
+        .insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<ResBody> {

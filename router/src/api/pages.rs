@@ -11,17 +11,30 @@ use crate::error::RouteError;
 use crate::host::RESERVED;
 use crate::table::Table;
 
-/// An error as a page; a 404 lists the live apps (a bounded number).
+/// An error as a page. A 404 lists the live apps (a bounded number), or
+/// for a name whose entries are not routed, says why for each.
 pub fn error_page(err: &RouteError, table: &Table, port: u16) -> Response<ResBody> {
     let status = err.status();
     let mut page = format!(
-        "<h1>{} {}</h1>\n<p>{}</p>\n",
+        "<h1>{} {}</h1>\n",
         status.as_u16(),
         escape(status.canonical_reason().unwrap_or("")),
-        escape(&err.to_string())
     );
-    if matches!(err, RouteError::NoRoute(_)) {
-        page.push_str(&app_list(table, port, &Window::PAGE));
+    match err {
+        RouteError::NotRouted { name, why } => {
+            page.push_str(&format!("<p>{} is not routed:</p>\n<ul>\n", escape(name)));
+            for line in why {
+                page.push_str(&format!("<li>{}</li>\n", escape(line)));
+            }
+            page.push_str("</ul>\n");
+        }
+        RouteError::NoRoute(_) => {
+            page.push_str(&format!("<p>{}</p>\n", escape(&err.to_string())));
+            page.push_str(&app_list(table, port, &Window::PAGE));
+        }
+        _ => page.push_str(&format!("<p>{}</p>\n", escape(&err.to_string()))),
+    }
+    if matches!(err, RouteError::NoRoute(_) | RouteError::NotRouted { .. }) {
         let dashboard = urls::url(&app_hostname(RESERVED), port);
         page.push_str(&format!("<p>Every instance: {}</p>\n", link(&dashboard)));
     }

@@ -103,6 +103,9 @@ pub enum Failure {
     Stale,
     /// The request was (partly) sent and no usable answer came.
     Failed(String),
+    /// The instance answered with something no client may be given (broken
+    /// framing, a malformed head), before anything reached the client.
+    Malformed(String),
     /// The client's body broke off or was malformed: the client's fault.
     Client(String),
     /// No answer's head within the time limit.
@@ -168,8 +171,17 @@ pub async fn attempt(
     let idle = backend.pool.idle();
     let body = AnswerBody::read(conn, head.framing, reusable, idle, guard, whole_up_to)
         .await
-        .map_err(Failure::Failed)?;
+        .map_err(unusable)?;
     Ok(Reply::Answer { head, body })
+}
+
+/// An answer that could not be read, as a failure of the attempt.
+fn unusable(err: H1Error) -> Failure {
+    if err.is_malformed() {
+        Failure::Malformed(err.to_string())
+    } else {
+        Failure::Failed(err.to_string())
+    }
 }
 
 /// A bodiless request: its head in one write, then the answer's head.
@@ -290,7 +302,7 @@ async fn read_head<R: AsyncRead + Unpin>(
         match h1::parse_response(buf, method, upgrade) {
             Ok(Some(head)) => return Ok(head),
             Ok(None) => {}
-            Err(err) => return Err(Failure::Failed(err.to_string())),
+            Err(err) => return Err(unusable(err)),
         }
         match poll_fn(|cx| conn::poll_fill(reader, buf, cx)).await {
             Ok(0) => return Err(failed(reused, received, H1Error::Truncated.to_string())),

@@ -4,7 +4,8 @@
 //!
 //! [`exchange`](super::exchange) drives this over a socket. Everything an
 //! instance sends is checked: sizes are bounded, lengths must agree, chunk
-//! sizes must parse, and anything else is an [`H1Error`].
+//! sizes must parse, an answer framed two ways (both Content-Length and
+//! Transfer-Encoding) is refused, and anything else is an [`H1Error`].
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
@@ -30,6 +31,11 @@ pub enum H1Error {
     #[error("the instance answered with Content-Length values that disagree or do not parse")]
     BadLength,
     #[error(
+        "the instance answered with both Transfer-Encoding and Content-Length, which RFC 9112 \
+         §6.3 treats as an error (a sign of response splitting)"
+    )]
+    BothLengths,
+    #[error(
         "the instance answered 101 Switching Protocols to a request that asked for no upgrade"
     )]
     UnaskedUpgrade,
@@ -37,6 +43,22 @@ pub enum H1Error {
     BadChunk,
     #[error("the instance closed the connection before its answer was complete")]
     Truncated,
+    #[error("reading the instance's answer failed: {0}")]
+    Io(String),
+}
+
+impl H1Error {
+    /// Whether the instance said something no client may be given (as
+    /// opposed to stopping short): it answered, so it is not down.
+    pub fn is_malformed(&self) -> bool {
+        !matches!(self, H1Error::Truncated | H1Error::Io(_))
+    }
+}
+
+impl From<std::io::Error> for H1Error {
+    fn from(err: std::io::Error) -> H1Error {
+        H1Error::Io(err.to_string())
+    }
 }
 
 /// Writes a request head in origin form. The headers are written as they
@@ -156,10 +178,7 @@ fn parse_one(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
         headers.append(name, value);
     }
     let framing = framing(&headers, status, method)?;
-    let reusable = http11
-        && framing != Framing::UntilClose
-        && !has_token(&headers, "close")
-        && !headers_have_both(&headers);
+    let reusable = http11 && framing != Framing::UntilClose && !has_token(&headers, "close");
     Ok(Some(ResponseHead {
         status,
         headers,
@@ -168,8 +187,15 @@ fn parse_one(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
     }))
 }
 
-/// RFC 9112 §6.3, in order.
+/// RFC 9112 §6.3, in order; except that an answer with both
+/// Transfer-Encoding and Content-Length, which §6.3 allows a client to read
+/// by its Transfer-Encoding, is refused: it may be an attempt at response
+/// splitting, and whatever the instance meant, passing it on (or reading the
+/// connection further) would guess at it.
 fn framing(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<Framing, H1Error> {
+    if headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH) {
+        return Err(H1Error::BothLengths);
+    }
     if method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -205,12 +231,6 @@ fn framing(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<F
         }
     }
     Ok(length.map_or(Framing::UntilClose, Framing::Length))
-}
-
-/// A response with both Transfer-Encoding and Content-Length may be an
-/// attempt at request smuggling: read it, but never reuse the connection.
-fn headers_have_both(headers: &HeaderMap) -> bool {
-    headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH)
 }
 
 fn has_token(headers: &HeaderMap, token: &str) -> bool {

@@ -7,9 +7,10 @@
 //! - A pooled connection turned out stale: the request was never read, so it
 //!   is sent again on a new connection to the same instance (only requests
 //!   that may be repeated ever take a pooled connection).
-//! - The request was sent and no whole answer came: tried again on another
-//!   instance only when it may be repeated (bodiless and idempotent) and
-//!   there is another to try. Small answers to such requests are read whole
+//! - The request was sent and no whole answer came, or the answer was one no
+//!   client may be given (broken framing: then the instance is not down, it
+//!   answered): tried again on another instance only when it may be repeated
+//!   (bodiless and idempotent) and there is another to try. Small answers to such requests are read whole
 //!   before they are passed on, so an instance that dies between its headers
 //!   and its body counts as such a failure too. That is what keeps every
 //!   client request succeeding when one of several instances dies.
@@ -100,9 +101,7 @@ pub async fn carry(
             break;
         };
         let guard = backend.start();
-        let failure = match exchange::attempt(&backend, out, guard, route.timeout, whole_up_to)
-            .await
-        {
+        last = match exchange::attempt(&backend, out, guard, route.timeout, whole_up_to).await {
             Ok(reply) => {
                 ended(&backend, out, reply.status(), started);
                 return Ok((reply, backend));
@@ -135,9 +134,12 @@ pub async fn carry(
                 ended(&backend, out, err.status(), started);
                 return Err(err);
             }
-            Err(Failure::Failed(err)) => err,
+            Err(Failure::Failed(err)) => route.failed(&backend, err),
+            Err(Failure::Malformed(err)) => {
+                tracing::debug!(%err, socket = %backend.sidecar.socket.display(), "unusable answer");
+                RouteError::Upstream(err)
+            }
         };
-        last = route.failed(&backend, failure);
         backend.activity.failed(&last.to_string());
         if !replayable {
             ended(&backend, out, last.status(), started);

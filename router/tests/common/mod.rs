@@ -5,6 +5,8 @@
 // Each test binary uses a different part of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod log;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -210,6 +212,7 @@ pub fn sidecar(app: &str, instance: &str, socket: &Path, port: u16, pid: u32) ->
         cwd: "/".into(),
         started_at: now_rfc3339(),
         target: None,
+        not_routed: None,
     }
 }
 
