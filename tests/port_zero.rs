@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::clients::{python, run_wrapped};
-use common::{wait_for, TestHome, Wrapped};
+use common::{wait_for, wait_within, TestHome, Wrapped};
 
 /// The port a `port_zero.py serve` process printed.
 fn printed_port(server: &Wrapped) -> u16 {
@@ -131,17 +131,23 @@ fn churn(home: &TestHome, app: &str, program: &[String], cycles: u32) -> (u32, u
     ]);
     command.args(&cmd);
     let mut churning = Wrapped::spawn_with_stdin(command, std::process::Stdio::piped());
-    let done = wait_for("the churn to end", || {
-        let out = churning.stdout();
-        if let Some(failed) = out.iter().find(|l| l.starts_with("failed")) {
-            let stderr = churning.stderr();
-            panic!(
-                "{failed} (last of stderr: {:?})",
-                &stderr[stderr.len().saturating_sub(3)..]
-            );
-        }
-        out.iter().any(|l| l.starts_with("churned")).then_some(out)
-    });
+    // Each cycle writes a sidecar twice and removes three files: minutes,
+    // not seconds, on a loaded machine.
+    let done = wait_within(
+        std::time::Duration::from_secs(300),
+        "the churn to end",
+        || {
+            let out = churning.stdout();
+            if let Some(failed) = out.iter().find(|l| l.starts_with("failed")) {
+                let stderr = churning.stderr();
+                panic!(
+                    "{failed} (last of stderr: {:?})",
+                    &stderr[stderr.len().saturating_sub(3)..]
+                );
+            }
+            out.iter().any(|l| l.starts_with("churned")).then_some(out)
+        },
+    );
     // The process lives on (waiting for stdin): nothing of its closed
     // listeners is left behind.
     assert_eq!(home.run_dir_files(), Vec::<String>::new(), "{app}: run dir");

@@ -45,6 +45,16 @@ fn two_caddies_on_one_port_never_answer_for_each_other() {
     for car in home.sidecars() {
         assert!(!car.listening, "{car:?}");
     }
+    // The router's 404 for either name says why.
+    let router = home.start_router();
+    for (instance, other) in [("a", "b"), ("b", "a")] {
+        let host = format!("{instance}.caddy.localhost");
+        let why = format!("caddy/{instance}: port {port} is shared with caddy/{other}");
+        common::wait_for(&format!("the 404 for {host} to say why"), || {
+            let answer = common::router::get(router.port, &host, "/");
+            (answer.status == 404 && answer.text().contains(&why)).then_some(())
+        });
+    }
     for (instance, other) in [("a", "b"), ("b", "a")] {
         let socket = home.socket("caddy", instance, None);
         for _ in 0..20 {

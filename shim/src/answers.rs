@@ -100,7 +100,7 @@ pub fn is_ours(config: &Config, fd: RawFd) -> bool {
 /// was given.
 fn wired(config: &Config, fd: RawFd) -> Result<(SocketAddr, u16), Pass> {
     let peer = sys::unix_peer_path(fd).ok_or(Pass::NotOurs)?;
-    if !config.owns_path(&peer) {
+    if !config.owns_path(&peer) && !config.is_router_door(&peer) {
         return Err(Pass::NotOurs);
     }
     TABLE

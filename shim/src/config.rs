@@ -37,6 +37,21 @@ pub struct Config {
     pub run_dir_prefix: Vec<u8>,
     /// Where the instance was started from, for sidecars (else the process's own directory).
     pub workdir: Option<String>,
+    /// The router's port on loopback (`AGENTFS_ROUTER_PORT`), and the socket
+    /// where it learns whose a connection is: a connect to that port from
+    /// inside the instance goes there, so `APP.localhost` reaches the
+    /// instance's own APP.
+    pub router: Option<RouterDoor>,
+}
+
+/// The router as a process of an instance reaches it.
+#[derive(Debug)]
+pub struct RouterDoor {
+    pub port: u16,
+    /// `$AGENTFS_HOME/router-clients.sock`.
+    pub socket: Vec<u8>,
+    /// `AGENTFS-INSTANCE <instance>\n`: the first line of every connection there.
+    pub preamble: Vec<u8>,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -136,6 +151,7 @@ fn from_env() -> Result<Option<Config>, String> {
         Role::App => app,
         Role::Client => String::new(),
     };
+    let router = router_door(&run_dir, &instance);
     Ok(Some(Config {
         role,
         app,
@@ -143,12 +159,35 @@ fn from_env() -> Result<Option<Config>, String> {
         run_dir,
         run_dir_prefix,
         workdir: std::env::var(env::WORKDIR).ok().filter(|d| !d.is_empty()),
+        router,
     }))
+}
+
+/// The router of the home the run directory is in, when wrap said its port.
+fn router_door(run_dir: &std::path::Path, instance: &str) -> Option<RouterDoor> {
+    let port = std::env::var(env::ROUTER_PORT)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&p| p != 0)?;
+    let home = run_dir.parent()?;
+    Some(RouterDoor {
+        port,
+        socket: layout::router_clients_socket(home)
+            .into_os_string()
+            .into_encoded_bytes(),
+        preamble: format!("AGENTFS-INSTANCE {instance}\n").into_bytes(),
+    })
 }
 
 impl Config {
     /// Whether a Unix socket path is one of ours.
     pub fn owns_path(&self, path: &[u8]) -> bool {
         path.starts_with(&self.run_dir_prefix) && !path[self.run_dir_prefix.len()..].contains(&b'/')
+    }
+
+    /// Whether a Unix socket path is the router's door for instances.
+    pub fn is_router_door(&self, path: &[u8]) -> bool {
+        self.router.as_ref().is_some_and(|door| door.socket == path)
     }
 }

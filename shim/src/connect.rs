@@ -11,6 +11,12 @@
 //! owner is gone): a server on the host keeps working, and a port nobody
 //! listens on still refuses.
 //!
+//! A connect to the router's port (`AGENTFS_ROUTER_PORT`) that no listener
+//! of the instance serves goes to the router's door for instances,
+//! `router-clients.sock`, whose first line says the caller's instance: so
+//! `APP.localhost` through the router reaches the instance's own APP, and a
+//! header a browser could send is never what decides it.
+//!
 //! A non-blocking connect to a Unix socket completes at once, or on Linux
 //! fails with EAGAIN when the listener's backlog is full: an error TCP never
 //! gives, which event loops treat as fatal. Then the connect is made again,
@@ -50,6 +56,14 @@ pub fn is_local(ip: IpAddr) -> bool {
 pub fn connect(config: &Config, fd: RawFd, dest: SocketAddr) -> Outcome {
     let sockets = match scope::sockets_for(config, dest.port()) {
         Ok(sockets) => sockets,
+        Err(Pass::NoListener)
+            if config
+                .router
+                .as_ref()
+                .is_some_and(|r| r.port == dest.port()) =>
+        {
+            return connect_router(config, fd, dest);
+        }
         Err(why) => return Outcome::Pass(why),
     };
     if let Err(outcome) = check_socket(config, fd, dest) {
@@ -63,6 +77,29 @@ pub fn connect(config: &Config, fd: RawFd, dest: SocketAddr) -> Outcome {
         }
     }
     Outcome::Pass(Pass::Refused)
+}
+
+/// connect(`fd`, the router's port): to the router's door, saying whose
+/// connection it is. When the door refuses (an older router, or none), the
+/// kernel connects to the router's TCP port as before.
+fn connect_router(config: &Config, fd: RawFd, dest: SocketAddr) -> Outcome {
+    let Some(door) = &config.router else {
+        return Outcome::Pass(Pass::NoListener);
+    };
+    if let Err(outcome) = check_socket(config, fd, dest) {
+        return outcome;
+    }
+    let unix = match open_connection(&door.socket) {
+        Ok(unix) => unix,
+        Err(Attempt::Refused) => return Outcome::Pass(Pass::Refused),
+        Err(Attempt::Failed(errno)) => return Outcome::Failed(errno),
+    };
+    // A new connection's send buffer is empty: the line goes at once.
+    if sys::send_all(unix, &door.preamble).is_err() {
+        sys::close(unix);
+        return Outcome::Pass(Pass::Refused);
+    }
+    place(fd, unix, &door.socket, dest)
 }
 
 /// Whether `fd` is a fresh TCP socket of `dest`'s family. A descriptor

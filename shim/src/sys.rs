@@ -189,6 +189,33 @@ pub fn connect_unix(fd: RawFd, path: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Sends all of `bytes` on the connected socket `fd` (no SIGPIPE): a few
+/// bytes on a new connection, which its empty buffer takes at once.
+pub fn send_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(target_os = "linux"))]
+    let flags = {
+        // No MSG_NOSIGNAL on macOS: the socket itself is told.
+        let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1);
+        0
+    };
+    while !bytes.is_empty() {
+        // SAFETY: bytes is valid for reads of its length.
+        let sent = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) };
+        match sent {
+            n if n > 0 => bytes = &bytes[n as usize..],
+            _ => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sets how long a blocking send (and a blocking Unix connect) may wait.
 pub fn set_send_timeout(fd: RawFd, timeout: std::time::Duration) -> io::Result<()> {
     let value = libc::timeval {

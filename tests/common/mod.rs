@@ -27,8 +27,15 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(10);
 
 /// Polls `probe` until it returns `Some`, failing the test after [`DEADLINE`].
-pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
+pub fn wait_for<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    wait_within(DEADLINE, what, probe)
+}
+
+/// [`wait_for`] with a deadline of its own, for work whose length the test
+/// chose (thousands of cycles on a loaded machine), not a condition that
+/// should simply come true.
+pub fn wait_within<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = probe() {
             return value;

@@ -4,7 +4,7 @@
 //! each other port; and never a bridge to a port another process listens on
 //! too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -34,8 +34,8 @@ pub(super) struct Discovery {
     bridged: BTreeSet<u16>,
     /// Listening ports in the order they were first seen.
     seen_order: Vec<SocketAddr>,
-    /// Shared ports already reported.
-    reported: BTreeSet<u16>,
+    /// Shared ports already reported, with the process sharing each.
+    reported: BTreeMap<u16, String>,
 }
 
 impl Discovery {
@@ -51,7 +51,7 @@ impl Discovery {
             run_dir,
             bridged: BTreeSet::new(),
             seen_order: Vec::new(),
-            reported: BTreeSet::new(),
+            reported: BTreeMap::new(),
         }
     }
 
@@ -89,11 +89,12 @@ impl Discovery {
             }
             let was_routed =
                 self.primary_found && self.primary.get().port() == listener.addr.port();
-            self.report_shared(root, listener.addr, was_routed);
-            if was_routed {
-                // Shared since it was found: stop routing there, too.
+            let why = self.report_shared(root, listener.addr, was_routed);
+            if was_routed || !self.primary_found {
+                // Shared since it was found, or never routed: say why, and
+                // stop routing there.
                 self.primary_found = false;
-                if let Err(err) = self.primary.unset() {
+                if let Err(err) = self.primary.unset(&why) {
                     eprintln!("agentfs: {err:#}");
                 }
             }
@@ -156,17 +157,19 @@ impl Discovery {
     }
 
     /// Says once that the app listens on a port another process shares,
-    /// naming that process; `was_routed`: the app was routed there until now.
-    fn report_shared(&mut self, root: u32, addr: SocketAddr, was_routed: bool) {
+    /// naming that process; `was_routed`: the app was routed there until
+    /// now. Returns why it is not routed, for its sidecar.
+    fn report_shared(&mut self, root: u32, addr: SocketAddr, was_routed: bool) -> String {
         let port = addr.port();
-        if !self.reported.insert(port) {
-            return;
+        if let Some(who) = self.reported.get(&port) {
+            return format!("port {port} is shared with {who}");
         }
         let (app, id) = (&self.endpoint.app, &self.endpoint.instance);
         let who = other_bridged_instance(&self.run_dir, app, id, port)
             .map(|other| format!("{app}/{other}"))
             .or_else(|| procnet::other_listener(root, addr).map(describe_process))
             .unwrap_or_else(|| "another process".to_owned());
+        self.reported.insert(port, who.clone());
         let what = if was_routed {
             format!("{app}/{id} is no longer routed: port {port} is now shared with {who}")
         } else {
@@ -177,6 +180,7 @@ impl Discovery {
              {app}/{id} to it. Make the app listen on $PORT instead (for Caddy, a Caddyfile whose \
              site address is :{{$PORT}})"
         );
+        format!("port {port} is shared with {who}")
     }
 }
 

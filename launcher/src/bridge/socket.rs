@@ -87,10 +87,15 @@ impl TargetHandle {
     }
 
     /// Stops forwarding (the target cannot be told apart from another
-    /// process's any more) and says so in the sidecar.
-    pub fn unset(&self) -> Result<()> {
+    /// process's any more), or never starts, and says why in the sidecar
+    /// (`not_routed`), where the router's 404 reads it.
+    pub fn unset(&self, why: &str) -> Result<()> {
         let mut car = self.lock();
+        if !car.listening && car.not_routed.as_deref() == Some(why) {
+            return Ok(());
+        }
         car.listening = false;
+        car.not_routed = Some(why.to_owned());
         let path = naming::sidecar_path(&car.socket);
         car.write_atomic(&path)
             .with_context(|| format!("could not rewrite {}", path.display()))
@@ -101,6 +106,7 @@ impl TargetHandle {
     pub fn set(&self, target: SocketAddr) -> Result<()> {
         let mut car = self.lock();
         car.listening = true;
+        car.not_routed = None;
         car.target = Some(target.to_string());
         car.port = target.port();
         car.address = target.ip().to_string();
