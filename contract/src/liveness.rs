@@ -30,9 +30,10 @@ use crate::layout::current_uid;
 use crate::naming;
 use crate::sidecar::{Kind, Sidecar};
 
-/// How often a contended probe is retried: [`is_held`] takes the lock for a
-/// moment, so a competing [`try_acquire`] can lose to a prober, not to an owner.
-const PROBE_RETRIES: u32 = 20;
+/// How long [`try_acquire`] keeps trying while only probers hold the lock:
+/// [`lock_state`] takes a shared lock for a moment, and a prober on a busy
+/// machine may be descheduled while it holds it.
+const PROBE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
     loop {
@@ -67,8 +68,14 @@ fn check_owner(file: &File, path: &Path) -> io::Result<()> {
 /// Takes the lock at `path` (created 0600 if missing). `Ok(None)` means a live
 /// process holds it. The returned descriptor is close-on-exec and holds the
 /// lock until every copy of it is closed. A lock file of another user is an error.
+///
+/// Owners hold the lock exclusively and probers ([`lock_state`]) share it
+/// for a moment: when the exclusive lock is refused but a shared one is
+/// not, only probers hold it, and the attempt is made again (for up to
+/// [`PROBE_PATIENCE`]) instead of taking a prober for an owner.
 pub fn try_acquire(path: &Path) -> io::Result<Option<OwnedFd>> {
-    for attempt in 0..=PROBE_RETRIES {
+    let deadline = std::time::Instant::now() + PROBE_PATIENCE;
+    loop {
         let file = fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -78,11 +85,13 @@ pub fn try_acquire(path: &Path) -> io::Result<Option<OwnedFd>> {
             .open(path)?;
         check_owner(&file, path)?;
         if !flock(&file, libc::LOCK_EX)? {
-            if attempt < PROBE_RETRIES {
-                std::thread::yield_now();
-                continue;
+            let only_probers = flock(&file, libc::LOCK_SH)?;
+            if !only_probers || std::time::Instant::now() >= deadline {
+                return Ok(None);
             }
-            return Ok(None);
+            drop(file);
+            std::thread::yield_now();
+            continue;
         }
         // Someone who held the lock before us may have removed the file and a
         // third party created a new one: a lock on an unlinked inode guards nothing.
@@ -91,7 +100,6 @@ pub fn try_acquire(path: &Path) -> io::Result<Option<OwnedFd>> {
             _ => continue,
         }
     }
-    Ok(None)
 }
 
 /// What a lock file says about its owner.
