@@ -7,7 +7,8 @@
 use clap::{CommandFactory, Parser, Subcommand};
 
 use agentfs_launcher::commands::{
-    bridge, completions, doctor, exec, logs, ps, reaper, route, router, stop, url, wrap,
+    agent_help, bridge, completions, doctor, down, exec, logs, mcp, ps, reaper, restart, route,
+    router, stop, up, url, wait, wrap,
 };
 use agentfs_launcher::inject::{library::EmbeddedShim, stand_ins, unshim};
 
@@ -53,6 +54,22 @@ enum Command {
     Stop(stop::StopArgs),
     /// Print an instance's URL.
     Url(url::UrlArgs),
+    /// Bring the work tree's stack up (agentfs.toml or Procfile): -d to keep it in the background.
+    Up(up::UpArgs),
+    /// Wait until the stack's services are ready (exit 1: one failed, 2: timeout).
+    Wait(wait::WaitArgs),
+    /// Stop the work tree's stack: its services in reverse order, then its supervisor.
+    Down(down::DownArgs),
+    /// Stop one service of the running stack and start it again.
+    Restart(restart::RestartArgs),
+    /// A Model Context Protocol server over stdio, for coding agents.
+    Mcp(mcp::McpArgs),
+    /// Print a short guide for coding agents (Markdown, for AGENTS.md or a skill).
+    #[command(name = "agent-help")]
+    AgentHelp(agent_help::AgentHelpArgs),
+    /// The supervisor `agentfs up` starts for a stack.
+    #[command(name = "stack-supervisor", hide = true)]
+    StackSupervisor(up::SupervisorArgs),
     /// Check whether each part of agentfs works on this machine, and say how to fix what does not.
     Doctor(doctor::DoctorArgs),
     /// The small server `agentfs doctor` starts under the shim.
@@ -88,6 +105,13 @@ fn main() {
         Command::Logs(args) => logs::run(args),
         Command::Stop(args) => stop::run(args),
         Command::Url(args) => url::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Wait(args) => wait::run(args),
+        Command::Down(args) => down::run(args),
+        Command::Restart(args) => restart::run(args),
+        Command::Mcp(args) => mcp::run(args),
+        Command::AgentHelp(args) => agent_help::run(args),
+        Command::StackSupervisor(args) => up::supervise(args),
         Command::Doctor(args) => doctor::run(args, &SHIM),
         Command::DoctorProbe(args) => doctor::probe::run(args),
         Command::Completions(args) => completions::run(args, Cli::command()),

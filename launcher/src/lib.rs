@@ -54,3 +54,4 @@ pub mod commands;
 pub mod inject;
 mod instance;
 mod router_process;
+mod stack;

@@ -15,7 +15,7 @@
 
 pub mod log;
 pub mod names;
-mod worktree;
+pub mod worktree;
 
 use std::collections::hash_map::RandomState;
 use std::ffi::OsString;

@@ -1,0 +1,4 @@
+//! placeholder
+pub fn serve() -> anyhow::Result<i32> {
+    anyhow::bail!("not yet")
+}
