@@ -1,7 +1,10 @@
 //! `agentfs logs [-f] [-n N] NAME`: what an instance's app wrote to stdout
 //! and stderr, as wrap kept it (see `instance::log`).
 //!
-//! NAME may also be an instance that no longer runs but left a log. `-f`
+//! NAME may also be an instance that no longer runs but left a log, or a
+//! service of the stack found from here (`agentfs up`); without NAME, inside
+//! a stack, every service's log is shown, each line prefixed by its
+//! service (see `stack::follow`). `--json` prints the lines as JSON. `-f`
 //! keeps printing as the app writes, across rotations and across restarts
 //! of the instance (a new wrap of it appends to the same log), until
 //! interrupted, as `tail -F` does.
@@ -19,7 +22,9 @@ use notify::Watcher;
 use agentfs_contract::layout;
 
 use crate::instance::log;
-use crate::instance::names::{self, NameArg};
+use crate::instance::names;
+use crate::stack::follow as stack_follow;
+use crate::stack::target as stack_target;
 
 /// How often a followed log is looked at when no file event came: a safety
 /// net for file systems whose events come late or not at all.
@@ -30,6 +35,8 @@ const FOLLOW_POLL: Duration = Duration::from_secs(1);
 Examples:
   agentfs logs blue.shop          # all that is kept (up to 8 MiB per instance)
   agentfs logs -n 50 -f shop      # the last 50 lines, then follow
+  agentfs logs                    # in a stack's work tree: every service, prefixed
+  agentfs logs --json -n 20 api   # for programs: {\"services\": [{\"name\", \"lines\"}]}
 
 wrap keeps each instance's stdout and stderr in $AGENTFS_HOME/logs/, readable
 only by you, while still showing it as usual.")]
@@ -41,8 +48,14 @@ pub struct LogsArgs {
     /// Print only the last N lines.
     #[arg(short = 'n', long = "lines", value_name = "N")]
     pub lines: Option<usize>,
-    #[command(flatten)]
-    pub name: NameArg,
+    /// Print `{"instance", "services": [{"name", "log", "lines"}]}` instead.
+    #[arg(long, conflicts_with = "follow")]
+    pub json: bool,
+    /// The instance: INSTANCE.APP, an instance id that only one app has, an app name that
+    /// has only one instance, or a service of the stack here. Default: every service of
+    /// the stack here.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 pub fn run(args: LogsArgs) -> Result<i32> {
@@ -50,8 +63,16 @@ pub fn run(args: LogsArgs) -> Result<i32> {
     let logs_dir = layout::logs_dir(&home);
     let mut known = names::running(&names::scan(&home)?);
     known.extend(log::logged(&logs_dir));
-    let name = names::resolve(&args.name.name, &known)?;
+    let Some(raw) = args.name.as_deref() else {
+        return stack_follow::show_stack(&home, args.lines, args.follow, args.json);
+    };
+    let name = names::resolve(&stack_target::qualify(raw), &known)?;
     let path = log::path(&logs_dir, &name);
+    if args.json {
+        let value = stack_follow::json(&home, &name.instance, &[name.app.clone()], args.lines)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(0);
+    }
     let tail = log::read_tail(&path, args.lines)
         .with_context(|| format!("could not read {}", path.display()))?;
     let mut out = io::stdout().lock();

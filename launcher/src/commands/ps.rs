@@ -11,6 +11,12 @@
 //! and `requests` (a number, or `null` when no router answers). `--prune`
 //! removes stale and closed entries (a manual route loses only its sidecar,
 //! never the socket it names); with `--json` it prints the removed entries.
+//!
+//! Stacks (`agentfs up`) come first in the table, one block per stack with
+//! each service's state (`starting`, `ready`, `restarting`, `failed`,
+//! `stopped`); in `--json` each entry's `stack` is the instance of the stack
+//! that runs it (`null` when none does). `--stacks` lists only the stacks:
+//! with `--json`, one object per stack as `agentfs up --json` prints it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +29,8 @@ use agentfs_contract::{layout, liveness, rundir, urls};
 
 use crate::instance::names;
 use crate::router_process;
+use crate::stack::report as stack_report;
+use crate::stack::state::{self as stack_state, StackStatus};
 
 /// How long the router may take to list its routes before ps goes without counts.
 const ROUTER_TIMEOUT: Duration = Duration::from_millis(500);
@@ -35,6 +43,9 @@ pub struct PsArgs {
     /// Remove stale entries (their owners are gone) instead of listing them.
     #[arg(long)]
     pub prune: bool,
+    /// List only the stacks (`agentfs up`) and their services' states.
+    #[arg(long, conflicts_with = "prune")]
+    pub stacks: bool,
 }
 
 /// One listed entry.
@@ -47,6 +58,10 @@ struct Listed {
 
 pub fn run(args: PsArgs) -> Result<i32> {
     let home = layout::home_from_env()?;
+    let stacks = stack_state::running(&home);
+    if args.stacks {
+        return list_stacks(&stacks, args.json);
+    }
     let router = router_view(&home);
     let router_port = router
         .as_ref()
@@ -69,11 +84,41 @@ pub fn run(args: PsArgs) -> Result<i32> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&listed))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&listed, &stacks))?
+        );
     } else {
+        for stack in &stacks {
+            print!("{}\n", stack_block(stack));
+        }
         print!("{}", table(&listed, SystemTime::now()));
     }
     Ok(0)
+}
+
+/// `ps --stacks`: each running stack and its services.
+fn list_stacks(stacks: &[StackStatus], json: bool) -> Result<i32> {
+    if json {
+        let value: Vec<Value> = stacks.iter().map(stack_report::status_json).collect();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else if stacks.is_empty() {
+        println!("no stacks are up");
+    } else {
+        let blocks: Vec<String> = stacks.iter().map(stack_block).collect();
+        print!("{}", blocks.join("\n"));
+    }
+    Ok(0)
+}
+
+fn stack_block(stack: &StackStatus) -> String {
+    format!(
+        "stack {} ({}, supervisor pid {})\n{}",
+        stack.instance,
+        stack.file.display(),
+        stack.supervisor,
+        stack_report::table(stack)
+    )
 }
 
 /// Every entry of a scan, in its order, with its URL and request count.
@@ -117,12 +162,17 @@ fn router_view(home: &Path) -> Option<(u16, HashMap<PathBuf, u64>)> {
     Some((port, counts))
 }
 
-fn to_json(listed: &[Listed]) -> Value {
+fn to_json(listed: &[Listed], stacks: &[StackStatus]) -> Value {
     Value::Array(
         listed
             .iter()
             .map(|l| {
-                let mut value = serde_json::to_value(&*l.entry.sidecar).unwrap_or(Value::Null);
+                let car = &l.entry.sidecar;
+                let stack = stacks
+                    .iter()
+                    .find(|s| s.instance == car.instance && s.service(&car.app).is_some());
+                let mut value = serde_json::to_value(&**car).unwrap_or(Value::Null);
+                value["stack"] = stack.map_or(Value::Null, |s| s.instance.clone().into());
                 value["status"] = l.entry.state.as_str().into();
                 value["url"] = l.url.clone().into();
                 value["requests"] = l.requests.map_or(Value::Null, Value::from);

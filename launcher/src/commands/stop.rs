@@ -43,11 +43,15 @@ pub struct StopArgs {
         default_value_t = 10
     )]
     pub timeout: u64,
+    /// Print `{"stopped": "INSTANCE.APP", "how": …}` instead.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub name: NameArg,
 }
 
-pub fn run(args: StopArgs) -> Result<i32> {
+pub fn run(mut args: StopArgs) -> Result<i32> {
+    args.name.name = crate::stack::target::qualify(&args.name.name);
     let found = args.name.running()?;
     let name = &found.name;
     let entries: Vec<&Entry> = found
@@ -62,7 +66,7 @@ pub fn run(args: StopArgs) -> Result<i32> {
     }
     let targets = targets(&entries);
     if targets.is_empty() {
-        return already_ended(&found);
+        return already_ended(&found, args.json);
     }
     let started = Instant::now();
     for target in &targets {
@@ -86,11 +90,21 @@ pub fn run(args: StopArgs) -> Result<i32> {
         format!("it did not end within {}s of SIGTERM: killed", args.timeout)
     };
     remove_files(&found.home, name);
-    println!(
-        "stopped {name} ({}; {}): {how}",
-        command_line(&entries),
-        describe(&targets)
-    );
+    if args.json {
+        let value = serde_json::json!({
+            "stopped": name.to_string(),
+            "command": command_line(&entries),
+            "signalled": describe(&targets),
+            "how": how,
+        });
+        println!("{value}");
+    } else {
+        println!(
+            "stopped {name} ({}; {}): {how}",
+            command_line(&entries),
+            describe(&targets)
+        );
+    }
     Ok(0)
 }
 
@@ -117,7 +131,7 @@ fn targets(entries: &[&Entry]) -> BTreeSet<Target> {
 
 /// No process that holds the instance's listeners was found: it just
 /// ended, or it cannot be seen from here.
-fn already_ended(found: &Running) -> Result<i32> {
+fn already_ended(found: &Running, json: bool) -> Result<i32> {
     let name = &found.name;
     remove_files(&found.home, name);
     let scan = names::scan(&found.home)?;
@@ -131,7 +145,12 @@ fn already_ended(found: &Running) -> Result<i32> {
             naming::lock_path(&entry.sidecar.socket).display()
         );
     }
-    println!("stopped {name}: it had already ended");
+    if json {
+        let value = serde_json::json!({ "stopped": name.to_string(), "how": "it had already ended" });
+        println!("{value}");
+    } else {
+        println!("stopped {name}: it had already ended");
+    }
     Ok(0)
 }
 

@@ -164,6 +164,19 @@ pub fn read_tail(path: &Path, lines: Option<usize>) -> io::Result<Tail> {
     Ok(Tail { bytes, current })
 }
 
+/// The log at `path` (or its last `lines` lines) as text lines; none when
+/// it cannot be read.
+pub fn tail_lines(path: &Path, lines: Option<usize>) -> Vec<String> {
+    read_tail(path, lines)
+        .map(|tail| {
+            String::from_utf8_lossy(&tail.bytes)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn read_if_there(path: &Path) -> io::Result<Vec<u8>> {
     match fs::read(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),

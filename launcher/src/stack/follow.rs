@@ -12,8 +12,72 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use agentfs_contract::layout;
+
 use crate::instance::log;
 use crate::instance::names::InstanceName;
+use crate::stack::target;
+
+/// How often `agentfs logs -f` looks for new output of a stack's services.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `agentfs logs` without NAME: every service of the stack found here,
+/// prefixed (their last `lines` each, or all that is kept), then followed
+/// with `follow`; with `json`, the lines as [`json`] gives them.
+pub fn show_stack(home: &Path, lines: Option<usize>, follow: bool, json_out: bool) -> Result<i32> {
+    let target = target::locate(None, true)?;
+    let services = target.file()?.names();
+    if json_out {
+        let value = json(home, &target.instance, &services, lines)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(0);
+    }
+    let logs_dir = layout::logs_dir(home);
+    let colour = io::IsTerminal::is_terminal(&io::stdout()) && std::env::var_os("NO_COLOR").is_none();
+    let mut out = io::stdout().lock();
+    let width = services.iter().map(|s| s.len()).max().unwrap_or(0);
+    for (i, service) in services.iter().enumerate() {
+        let prefix = prefix(service, width, colour.then_some(COLOURS[i % COLOURS.len()]));
+        for line in tail_lines(&logs_dir, &target.instance, service, lines) {
+            if writeln!(out, "{prefix}{line}").is_err() {
+                return Ok(0);
+            }
+        }
+    }
+    if !follow {
+        return Ok(0);
+    }
+    let mut follower = Follower::new(&logs_dir, &target.instance, &services, true, colour);
+    while follower.pump(&mut out).is_ok() {
+        std::thread::sleep(FOLLOW_POLL);
+    }
+    Ok(0)
+}
+
+/// `{"instance", "services": [{"name", "log", "lines"}]}`: the last `lines`
+/// (or all kept) of each service's log.
+pub fn json(home: &Path, instance: &str, services: &[String], lines: Option<usize>) -> Result<Value> {
+    let logs_dir = layout::logs_dir(home);
+    let services: Vec<Value> = services
+        .iter()
+        .map(|service| {
+            let path = log::path(&logs_dir, &InstanceName::new(service, instance));
+            json!({
+                "name": service,
+                "log": path,
+                "lines": tail_lines(&logs_dir, instance, service, lines),
+            })
+        })
+        .collect();
+    Ok(json!({ "instance": instance, "services": services }))
+}
+
+fn tail_lines(logs_dir: &Path, instance: &str, service: &str, lines: Option<usize>) -> Vec<String> {
+    log::tail_lines(&log::path(logs_dir, &InstanceName::new(service, instance)), lines)
+}
 
 /// Colours for the prefixes, in turn: green, yellow, blue, magenta, cyan, red.
 const COLOURS: [u8; 6] = [32, 33, 34, 35, 36, 31];

@@ -69,6 +69,17 @@ pub fn problems(status: &StackStatus, names: &[String]) -> String {
     out
 }
 
+/// A running stack as `--json` shows it.
+pub fn status_json(status: &StackStatus) -> Value {
+    json!({
+        "instance": status.instance,
+        "file": status.file,
+        "up": true,
+        "supervisor": status.supervisor,
+        "services": status.services,
+    })
+}
+
 /// The `--json` object: the stack (`up`: whether its supervisor runs) and
 /// its services, with whatever the command adds.
 pub fn json(target: &Target, status: Option<&StackStatus>, extra: Value) -> Value {

@@ -62,6 +62,21 @@ pub fn locate_from(cwd: &Path, flag: Option<&str>, need_file: bool) -> Result<Ta
     })
 }
 
+/// NAME as `logs`, `url` and `stop` take it, where a bare service name of
+/// the stack found here means that service in the stack's instance
+/// (`INSTANCE.SERVICE`); any other NAME is left as it is.
+pub fn qualify(name: &str) -> String {
+    if !naming::is_label(name) {
+        return name.to_owned();
+    }
+    match locate(None, false) {
+        Ok(target) if target.file.as_ref().is_some_and(|f| f.service(name).is_some()) => {
+            format!("{}.{name}", target.instance)
+        }
+        _ => name.to_owned(),
+    }
+}
+
 fn instance_id(
     flag: Option<&str>,
     outer: Option<&str>,

@@ -51,15 +51,7 @@ impl Env {
 
     /// The last `n` lines of the service's log.
     pub fn last_lines(&self, service: &str, n: usize) -> Vec<String> {
-        let path = log::path(&self.logs_dir(), &self.name(service));
-        log::read_tail(&path, Some(n))
-            .map(|tail| {
-                String::from_utf8_lossy(&tail.bytes)
-                    .lines()
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
+        log::tail_lines(&log::path(&self.logs_dir(), &self.name(service)), Some(n))
     }
 }
 

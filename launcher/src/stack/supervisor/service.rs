@@ -274,7 +274,7 @@ impl Life<'_> {
                         None => (RESTART_GRACE, None, Flow::Over),
                     };
                     let code = run.terminate(&self.shared.env, self.name(), grace).await;
-                    self.log(&format!("agentfs: {} stopped ({})", self.name(), describe_exit(code)));
+                    self.log(&format!("agentfs: {} stopped: exited with {}", self.name(), describe_exit(code)));
                     self.shared.board.update(self.name(), |s| {
                         s.state = State::Stopped;
                         s.detail = "stopped".to_owned();
