@@ -9,6 +9,7 @@ pub mod clients;
 pub mod fixtures;
 pub mod other_user;
 pub mod router;
+pub mod stack;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
