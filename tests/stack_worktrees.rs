@@ -98,9 +98,20 @@ fn each_work_tree_runs_its_own_stack_and_down_leaves_the_other() {
             .iter()
             .map(|s| s["pid"].as_u64().unwrap() as u32),
     );
-    let apps = processes_of(&home.dir, "feat-x");
-    assert!(apps.len() >= 3, "redis, api and web of feat-x: {apps:?}");
-    pids.extend(apps);
+    // The apps: each listener's owner, and whatever else carries the
+    // instance in its environment (redis rewrites its own).
+    let listed = assert_ok(&home.run(&["ps", "--json"]), "ps --json");
+    let entries: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let owners: Vec<u32> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["instance"] == "feat-x")
+        .map(|e| e["pid"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(owners.len(), 3, "redis, api and web of feat-x: {entries}");
+    pids.extend(owners);
+    pids.extend(processes_of(&home.dir, "feat-x"));
 
     let out = home.run_in(&x, &["down"]);
     let said = assert_ok(&out, "down");
