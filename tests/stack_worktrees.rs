@@ -9,8 +9,8 @@
 mod common;
 
 use common::bridge::free_port;
-use common::stack::{assert_ok, processes_of, router_get, Down, Repo};
 use common::stack::runs;
+use common::stack::{assert_ok, processes_of, router_get, Down, Repo};
 use common::{wait_for, TestHome};
 
 fn fixture(name: &str) -> String {
@@ -68,7 +68,11 @@ fn each_work_tree_runs_its_own_stack_and_down_leaves_the_other() {
     let x1 = visits("feat-x");
     assert_eq!(visits("feat-x"), x1 + 1);
     let y1 = visits("feat-y");
-    assert_eq!(visits("feat-x"), x1 + 2, "feat-y's requests never count in feat-x");
+    assert_eq!(
+        visits("feat-x"),
+        x1 + 2,
+        "feat-y's requests never count in feat-x"
+    );
     assert_eq!(visits("feat-y"), y1 + 1);
     // Each web reached its own instance's API process.
     let api_pid = |instance: &str| {
@@ -79,7 +83,13 @@ fn each_work_tree_runs_its_own_stack_and_down_leaves_the_other() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|e| format!("{}.{}", e["instance"].as_str().unwrap(), e["app"].as_str().unwrap()) == name)
+            .find(|e| {
+                format!(
+                    "{}.{}",
+                    e["instance"].as_str().unwrap(),
+                    e["app"].as_str().unwrap()
+                ) == name
+            })
             .unwrap()
             .clone();
         assert_eq!(entry["stack"], instance, "{entry}");
@@ -126,7 +136,11 @@ fn each_work_tree_runs_its_own_stack_and_down_leaves_the_other() {
     let (status, _) = router_get(router.port, "feat-x.web.localhost", "/count");
     assert_eq!(status, 404);
     // feat-y answers on, with its own count.
-    assert_eq!(visits("feat-y"), y1 + 3, "one more than the pid check above");
+    assert_eq!(
+        visits("feat-y"),
+        y1 + 3,
+        "one more than the pid check above"
+    );
     // Down twice is not an error.
     let again = assert_ok(&home.run_in(&x, &["down"]), "down again");
     assert!(again.contains("was not up"), "{again}");

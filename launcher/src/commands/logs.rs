@@ -69,7 +69,12 @@ pub fn run(args: LogsArgs) -> Result<i32> {
     let name = names::resolve(&stack_target::qualify(raw), &known)?;
     let path = log::path(&logs_dir, &name);
     if args.json {
-        let value = stack_follow::json(&home, &name.instance, &[name.app.clone()], args.lines)?;
+        let value = stack_follow::json(
+            &home,
+            &name.instance,
+            std::slice::from_ref(&name.app),
+            args.lines,
+        )?;
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(0);
     }

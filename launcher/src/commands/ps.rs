@@ -90,7 +90,7 @@ pub fn run(args: PsArgs) -> Result<i32> {
         );
     } else {
         for stack in &stacks {
-            print!("{}\n", stack_block(stack));
+            println!("{}", stack_block(stack));
         }
         print!("{}", table(&listed, SystemTime::now()));
     }

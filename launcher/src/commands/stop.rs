@@ -146,7 +146,8 @@ fn already_ended(found: &Running, json: bool) -> Result<i32> {
         );
     }
     if json {
-        let value = serde_json::json!({ "stopped": name.to_string(), "how": "it had already ended" });
+        let value =
+            serde_json::json!({ "stopped": name.to_string(), "how": "it had already ended" });
         println!("{value}");
     } else {
         println!("stopped {name}: it had already ended");

@@ -80,7 +80,11 @@ pub fn run(args: UpArgs) -> Result<i32> {
     if !args.detach {
         return foreground(&target, &wanted, follower);
     }
-    let until = if args.wait { Until::Ready } else { Until::Started };
+    let until = if args.wait {
+        Until::Ready
+    } else {
+        Until::Started
+    };
     let waited = client::wait(&target, &wanted, until, Duration::from_secs(args.timeout));
     if args.json {
         let extra = json!({
@@ -175,12 +179,16 @@ fn foreground(target: &Target, wanted: &[String], mut follower: Follower) -> Res
                 eprintln!("agentfs: the stack went down");
                 return anyhow::Ok(exit::OK);
             };
-            let failed_setup = status.services.iter().find(|s| {
-                s.state == State::Failed && s.detail.starts_with("its setup")
-            });
+            let failed_setup = status
+                .services
+                .iter()
+                .find(|s| s.state == State::Failed && s.detail.starts_with("its setup"));
             if let Some(service) = failed_setup {
                 let _ = follower.pump(&mut out);
-                eprint!("{}", report::problems(&status, &[service.name.clone()]));
+                eprint!(
+                    "{}",
+                    report::problems(&status, std::slice::from_ref(&service.name))
+                );
                 stop(target);
                 return Ok(exit::FAILED);
             }

@@ -240,7 +240,10 @@ fn stop_leftovers(
     timeout: Duration,
 ) -> Result<Vec<String>> {
     let mut names: Vec<String> = target.file.iter().flat_map(|f| f.names()).collect();
-    names.extend(last.iter().flat_map(|s| s.services.iter().map(|s| s.name.clone())));
+    names.extend(
+        last.iter()
+            .flat_map(|s| s.services.iter().map(|s| s.name.clone())),
+    );
     names.sort();
     names.dedup();
     let running = crate::instance::names::running(&crate::instance::names::scan(&target.home)?);

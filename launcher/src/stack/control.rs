@@ -91,7 +91,10 @@ mod tests {
         let socket = tmp.path().join("c.sock");
         let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let server = std::thread::spawn(move || {
-            for answer in [Ok(serde_json::json!({"x": 1})), Err(anyhow!("no such service"))] {
+            for answer in [
+                Ok(serde_json::json!({"x": 1})),
+                Err(anyhow!("no such service")),
+            ] {
                 let (mut conn, _) = listener.accept().unwrap();
                 let mut line = String::new();
                 BufReader::new(&conn).read_line(&mut line).unwrap();

@@ -138,7 +138,8 @@ fn parse_toml(path: &Path, text: &str) -> Result<StackFile> {
     let mut services = Vec::new();
     for (name, service) in raw.services {
         let line = line_at(text, name.span().start);
-        let at = |span: std::ops::Range<usize>| format!("{shown} line {}", line_at(text, span.start));
+        let at =
+            |span: std::ops::Range<usize>| format!("{shown} line {}", line_at(text, span.start));
         let name = name.into_inner();
         if !naming::is_label(&name) {
             bail!(

@@ -55,7 +55,10 @@ fn mistakes_name_the_line() {
     let label = error("[services.web]\nrun = 'x'\n[services.My_Api]\nrun = 'y'\n");
     assert!(label.contains("line 3: service name \"My_Api\" is not a DNS label"));
     let ready = error("[services.web]\nrun = 'x'\n\nready = 'tcp 3000'\n");
-    assert!(ready.contains("line 4: service web: ready \"tcp 3000\""), "{ready}");
+    assert!(
+        ready.contains("line 4: service web: ready \"tcp 3000\""),
+        "{ready}"
+    );
     let restart = error("[services.web]\nrun = 'x'\nrestart = 'often'\n");
     assert!(restart.contains("line 3: service web: restart \"often\""));
     let after = error("[services.web]\nrun = 'x'\nafter = ['api']\n");
@@ -75,7 +78,10 @@ fn found_walking_up_to_the_work_tree_root_and_procfile_only_without_toml() {
     fs::create_dir_all(root.join(".git")).unwrap();
     fs::write(root.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
     assert!(find(&deep).unwrap().is_none());
-    assert!(require(&deep).unwrap_err().to_string().contains("no agentfs.toml"));
+    assert!(require(&deep)
+        .unwrap_err()
+        .to_string()
+        .contains("no agentfs.toml"));
     // Above the work tree's root is never looked at.
     fs::write(tmp.path().join(TOML_NAME), "[services.x]\nrun='x'\n").unwrap();
     assert!(find(&deep).unwrap().is_none());
@@ -83,7 +89,11 @@ fn found_walking_up_to_the_work_tree_root_and_procfile_only_without_toml() {
     let found = find(&deep).unwrap().unwrap();
     assert_eq!(found.path, root.join(PROCFILE_NAME));
     assert_eq!(found.names(), ["web"]);
-    fs::write(root.join(TOML_NAME), "[services.web]\nrun = 'node web.js'\n").unwrap();
+    fs::write(
+        root.join(TOML_NAME),
+        "[services.web]\nrun = 'node web.js'\n",
+    )
+    .unwrap();
     assert_eq!(find(&deep).unwrap().unwrap().path, root.join(TOML_NAME));
 }
 

@@ -36,7 +36,8 @@ pub fn show_stack(home: &Path, lines: Option<usize>, follow: bool, json_out: boo
         return Ok(0);
     }
     let logs_dir = layout::logs_dir(home);
-    let colour = io::IsTerminal::is_terminal(&io::stdout()) && std::env::var_os("NO_COLOR").is_none();
+    let colour =
+        io::IsTerminal::is_terminal(&io::stdout()) && std::env::var_os("NO_COLOR").is_none();
     let mut out = io::stdout().lock();
     let width = services.iter().map(|s| s.len()).max().unwrap_or(0);
     for (i, service) in services.iter().enumerate() {
@@ -59,7 +60,12 @@ pub fn show_stack(home: &Path, lines: Option<usize>, follow: bool, json_out: boo
 
 /// `{"instance", "services": [{"name", "log", "lines"}]}`: the last `lines`
 /// (or all kept) of each service's log.
-pub fn json(home: &Path, instance: &str, services: &[String], lines: Option<usize>) -> Result<Value> {
+pub fn json(
+    home: &Path,
+    instance: &str,
+    services: &[String],
+    lines: Option<usize>,
+) -> Result<Value> {
     let logs_dir = layout::logs_dir(home);
     let services: Vec<Value> = services
         .iter()
@@ -76,7 +82,10 @@ pub fn json(home: &Path, instance: &str, services: &[String], lines: Option<usiz
 }
 
 fn tail_lines(logs_dir: &Path, instance: &str, service: &str, lines: Option<usize>) -> Vec<String> {
-    log::tail_lines(&log::path(logs_dir, &InstanceName::new(service, instance)), lines)
+    log::tail_lines(
+        &log::path(logs_dir, &InstanceName::new(service, instance)),
+        lines,
+    )
 }
 
 /// Colours for the prefixes, in turn: green, yellow, blue, magenta, cyan, red.
@@ -195,11 +204,17 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let logs = tmp.path().join("logs");
         let (web, api) = (InstanceName::new("web", "x"), InstanceName::new("api", "x"));
-        LogWriter::open(&logs, &web).unwrap().write(b"old\n").unwrap();
+        LogWriter::open(&logs, &web)
+            .unwrap()
+            .write(b"old\n")
+            .unwrap();
         let names = ["web".to_owned(), "api".to_owned()];
         let mut follower = Follower::new(&logs, "x", &names, true, false);
         let mut out = Vec::new();
-        LogWriter::open(&logs, &web).unwrap().write(b"one\ntw").unwrap();
+        LogWriter::open(&logs, &web)
+            .unwrap()
+            .write(b"one\ntw")
+            .unwrap();
         LogWriter::open(&logs, &api).unwrap().write(b"a\n").unwrap();
         follower.pump(&mut out).unwrap();
         assert_eq!(String::from_utf8_lossy(&out), "web | one\napi | a\n");
@@ -207,7 +222,10 @@ mod tests {
         let path = log::path(&logs, &web);
         LogWriter::open(&logs, &web).unwrap().write(b"o\n").unwrap();
         std::fs::rename(&path, log::older(&path)).unwrap();
-        LogWriter::open(&logs, &web).unwrap().write(b"three\n").unwrap();
+        LogWriter::open(&logs, &web)
+            .unwrap()
+            .write(b"three\n")
+            .unwrap();
         follower.pump(&mut out).unwrap();
         assert_eq!(String::from_utf8_lossy(&out), "web | two\nweb | three\n");
         assert_eq!(prefix("db", 4, Some(32)), "\x1b[32mdb   |\x1b[0m ");

@@ -149,7 +149,10 @@ mod tests {
             ["db", "cache", "api"]
         );
         let err = start_order(&stack, &["nope".into()]).unwrap_err();
-        assert!(err.to_string().contains("web, api, db, cache, docs"), "{err}");
+        assert!(
+            err.to_string().contains("web, api, db, cache, docs"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -70,7 +70,10 @@ mod tests {
     fn mistakes_name_their_line() {
         for (text, says) in [
             ("web node\n", "line 1: \"web node\" is not `name: command`"),
-            ("\nWeb_1: x\n", "line 2: service name \"Web_1\" is not a DNS label"),
+            (
+                "\nWeb_1: x\n",
+                "line 2: service name \"Web_1\" is not a DNS label",
+            ),
             ("web:\n", "line 1: service web has no command"),
             ("a: x\na: y\n", "line 2: service a is defined twice"),
         ] {

@@ -60,7 +60,9 @@ pub fn problems(status: &StackStatus, names: &[String]) -> String {
             service.detail
         ));
         if service.state == State::Failed && !service.last_lines.is_empty() {
-            out.push_str(&format!("  last lines of its output (agentfs logs {name}):\n"));
+            out.push_str(&format!(
+                "  last lines of its output (agentfs logs {name}):\n"
+            ));
             for line in &service.last_lines {
                 out.push_str(&format!("  | {line}\n"));
             }

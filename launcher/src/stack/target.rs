@@ -70,7 +70,12 @@ pub fn qualify(name: &str) -> String {
         return name.to_owned();
     }
     match locate(None, false) {
-        Ok(target) if target.file.as_ref().is_some_and(|f| f.service(name).is_some()) => {
+        Ok(target)
+            if target
+                .file
+                .as_ref()
+                .is_some_and(|f| f.service(name).is_some()) =>
+        {
             format!("{}.{name}", target.instance)
         }
         _ => name.to_owned(),

@@ -107,8 +107,8 @@ fn bind(dir: &StackDir) -> Result<UnixListener> {
     let path = dir.control();
     // We hold the lock: a socket left here is a dead supervisor's.
     let _ = std::fs::remove_file(&path);
-    let listener =
-        UnixListener::bind(&path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
@@ -203,7 +203,11 @@ impl Supervisor {
             if !self.tasks.contains_key(&spec.name) {
                 let board = &self.shared.board;
                 let status = board.snapshot();
-                board.add(Board::fresh(&spec.name, &status.instance, status.router_port));
+                board.add(Board::fresh(
+                    &spec.name,
+                    &status.instance,
+                    status.router_port,
+                ));
                 self.spawn_task(&spec.name);
             }
         }

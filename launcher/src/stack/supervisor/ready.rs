@@ -118,7 +118,11 @@ mod tests {
         let socket = tmp.path().join("s.sock");
         let listener = UnixListener::bind(&socket).unwrap();
         let server = tokio::spawn(async move {
-            for answer in ["HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 503 Busy\r\n\r\n", "hello"] {
+            for answer in [
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                "HTTP/1.1 503 Busy\r\n\r\n",
+                "hello",
+            ] {
                 let (mut conn, _) = listener.accept().await.unwrap();
                 let mut buf = [0u8; 512];
                 let n = conn.read(&mut buf).await.unwrap();
@@ -132,7 +136,9 @@ mod tests {
             busy,
             Probe::NotYet("GET http://localhost:8000/health answered 503".into())
         );
-        assert!(matches!(http(&socket, 8000, "/health").await, Probe::NotYet(why) if why.contains("not HTTP")));
+        assert!(
+            matches!(http(&socket, 8000, "/health").await, Probe::NotYet(why) if why.contains("not HTTP"))
+        );
         server.await.unwrap();
     }
 }

@@ -112,8 +112,8 @@ impl Life<'_> {
     }
 
     fn fail(&self, detail: String) -> Flow {
-        self.log(&format!("agentfs: {} failed: {detail}", self.name()));
         let lines = self.shared.env.last_lines(self.name(), LAST_LINES);
+        self.log(&format!("agentfs: {} failed: {detail}", self.name()));
         self.shared.board.update(self.name(), |s| {
             s.state = State::Failed;
             s.detail = detail;
