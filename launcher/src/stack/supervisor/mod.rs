@@ -216,10 +216,13 @@ impl Supervisor {
     }
 
     fn service(&self, name: &str) -> Result<crate::stack::spec::Service> {
-        let spec = self
-            .stack
-            .service(name)
-            .ok_or_else(|| anyhow!("{name} is no longer in {}", self.stack.path.display()))?;
+        let spec = self.stack.service(name).ok_or_else(|| {
+            anyhow!(
+                "there is no service {name:?} in {} (there are: {})",
+                self.stack.path.display(),
+                self.stack.names().join(", ")
+            )
+        })?;
         Ok(spec.for_instance(&self.shared.env.instance, &self.stack.dir))
     }
 

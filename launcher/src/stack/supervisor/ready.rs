@@ -21,6 +21,10 @@ use crate::stack::spec::{Ready, Service};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most of an answer's head read to find its status line.
 const HEAD_LIMIT: usize = 1024;
+/// Most of an answer read in all: the rest of it is read and dropped, so the
+/// app never sees its answer cut short (a broken pipe in its log) unless it
+/// is this large.
+const ANSWER_LIMIT: u64 = 1024 * 1024;
 
 /// A probe's verdict.
 #[derive(Debug, PartialEq, Eq)]
@@ -99,6 +103,8 @@ async fn status_of(socket: &Path, port: u16, path: &str) -> std::io::Result<u16>
         }
         head.extend_from_slice(&chunk[..n]);
     }
+    let mut rest = (&mut stream).take(ANSWER_LIMIT);
+    tokio::io::copy(&mut rest, &mut tokio::io::sink()).await?;
     let line = String::from_utf8_lossy(&head);
     line.split_whitespace()
         .nth(1)
