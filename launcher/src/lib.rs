@@ -21,8 +21,15 @@
 //!   `complete-names` the scripts ask for NAMEs.
 //! - `reaper`: the hidden `agentfs reaper`, the app's first process, which
 //!   keeps its process tree whole and ends it with wrap.
+//! - `up`, `wait`, `down`, `restart`: a work tree's stack as one unit (`up`
+//!   also holds the hidden `agentfs stack-supervisor`); `mcp`: the MCP
+//!   server for coding agents; `agent_help`: the guide for them.
 //!
 //! The machinery, each folder using only those listed after it:
+//! - `stack/`: stacks (`agentfs.toml` or a `Procfile`): the file read and
+//!   checked, the supervisor that runs each service as an `agentfs wrap`
+//!   (readiness, restarts, its state under `$AGENTFS_HOME/stacks/`), what
+//!   commands ask it over its control socket, and the MCP server.
 //! - `bridge/`: bridges, for programs the shim cannot enter. `mod.rs` is
 //!   wrap's fallback (the app run behind bridges), `socket` one bridge
 //!   socket and its forwarding, `discovery` the app's ports found and
