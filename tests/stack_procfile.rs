@@ -66,6 +66,26 @@ fn a_procfile_stack_comes_up_and_is_listed_and_logged_by_service() {
         .unwrap()
         .contains(&"docs here".into()));
 
+    // `--since`: only what was written after a time. Once the supervisor
+    // has noted the log as it stands, nothing is newer than now...
+    let since_now = || humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    let since = |from: &str| {
+        let out = home.run_in(&repo.dir, &["logs", "web", "--since", from]);
+        assert_ok(&out, "logs --since")
+    };
+    let from = common::wait_for("the web log's growth to be noted", || {
+        let from = since_now();
+        since(&from).is_empty().then_some(from)
+    });
+    // ...and a request made after it is all that shows.
+    let (status, _) = router_get(router.port, "main.web.localhost", "/index.html?after");
+    assert_eq!(status, 200);
+    let shown = common::wait_for("the request in the web log", || {
+        let shown = since(&from);
+        shown.contains("GET /index.html?after").then_some(shown)
+    });
+    assert!(!shown.contains("web is ready"), "{shown}");
+
     let again = home.run_in(&repo.dir, &["up", "-d"]);
     assert_ok(&again, "up again");
     let said = String::from_utf8_lossy(&again.stderr);

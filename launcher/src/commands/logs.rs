@@ -23,7 +23,7 @@ use agentfs_contract::layout;
 
 use crate::instance::log;
 use crate::instance::names;
-use crate::stack::follow as stack_follow;
+use crate::stack::follow::{self as stack_follow, Part};
 use crate::stack::target as stack_target;
 
 /// How often a followed log is looked at when no file event came: a safety
@@ -48,6 +48,11 @@ pub struct LogsArgs {
     /// Print only the last N lines.
     #[arg(short = 'n', long = "lines", value_name = "N")]
     pub lines: Option<usize>,
+    /// Only what was written since TIME (RFC 3339, or a duration ago: 30s, 5m), to within
+    /// half a second; for services of a stack that is up, whose supervisor notes when
+    /// each log grows.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["lines", "follow"])]
+    pub since: Option<String>,
     /// Print `{"instance", "services": [{"name", "log", "lines"}]}` instead.
     #[arg(long, conflicts_with = "follow")]
     pub json: bool,
@@ -63,20 +68,17 @@ pub fn run(args: LogsArgs) -> Result<i32> {
     let logs_dir = layout::logs_dir(&home);
     let mut known = names::running(&names::scan(&home)?);
     known.extend(log::logged(&logs_dir));
+    let part = match &args.since {
+        Some(time) => Part::Since(since_ms(time)?),
+        None => Part::Last(args.lines),
+    };
     let Some(raw) = args.name.as_deref() else {
-        return stack_follow::show_stack(&home, args.lines, args.follow, args.json);
+        return stack_follow::show_stack(&home, part, args.follow, args.json);
     };
     let name = names::resolve(&stack_target::qualify(raw), &known)?;
     let path = log::path(&logs_dir, &name);
-    if args.json {
-        let value = stack_follow::json(
-            &home,
-            &name.instance,
-            std::slice::from_ref(&name.app),
-            args.lines,
-        )?;
-        println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(0);
+    if args.json || args.since.is_some() {
+        return show_part(&home, &name, part, args.json);
     }
     let tail = log::read_tail(&path, args.lines)
         .with_context(|| format!("could not read {}", path.display()))?;
@@ -98,6 +100,40 @@ pub fn run(args: LogsArgs) -> Result<i32> {
     layout::ensure_private_dir(&logs_dir)?;
     follow(&logs_dir, &path, tail.current, &mut out)?;
     Ok(0)
+}
+
+/// One log's `part`, as JSON or as it was written.
+fn show_part(home: &Path, name: &names::InstanceName, part: Part, json: bool) -> Result<i32> {
+    let app = std::slice::from_ref(&name.app);
+    if json {
+        let value = stack_follow::json(home, &name.instance, app, part)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        for line in stack_follow::lines_of(home, &name.instance, &name.app, part)? {
+            println!("{line}");
+        }
+    }
+    Ok(0)
+}
+
+/// `--since TIME`: an RFC 3339 time, or a duration ago (`30s`, `5m`), in
+/// milliseconds since the epoch.
+fn since_ms(time: &str) -> Result<u64> {
+    let at = match humantime::parse_rfc3339_weak(time) {
+        Ok(at) => at,
+        Err(_) => {
+            let ago = humantime::parse_duration(time).map_err(|_| {
+                anyhow::anyhow!(
+                    "--since {time:?} is neither a time (2026-01-31T12:00:00Z) nor a duration \
+                     ago (30s, 5m)"
+                )
+            })?;
+            std::time::SystemTime::now() - ago
+        }
+    };
+    Ok(at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64))
 }
 
 /// Prints what is appended to the log at `path` from where `open` stands,

@@ -164,6 +164,30 @@ pub fn read_tail(path: &Path, lines: Option<usize>) -> io::Result<Tail> {
     Ok(Tail { bytes, current })
 }
 
+/// What the log at `path` gained since it stood at `offset` in the file
+/// with inode `ino` (what [`read_tail`] keeps, when that file is gone or
+/// `since` is `None`).
+pub fn read_since(path: &Path, since: Option<(u64, u64)>) -> io::Result<Vec<u8>> {
+    let older_path = older(path);
+    let ino_of = |p: &Path| fs::metadata(p).map(|m| m.ino()).ok();
+    let from = |p: &Path, offset: u64| -> io::Result<Vec<u8>> {
+        let mut file = File::open(p)?;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    match since {
+        Some((ino, offset)) if ino_of(path) == Some(ino) => from(path, offset),
+        Some((ino, offset)) if ino_of(&older_path) == Some(ino) => {
+            let mut bytes = from(&older_path, offset)?;
+            bytes.extend(read_if_there(path)?);
+            Ok(bytes)
+        }
+        _ => read_tail(path, None).map(|tail| tail.bytes),
+    }
+}
+
 /// The log at `path` (or its last `lines` lines) as text lines; none when
 /// it cannot be read.
 pub fn tail_lines(path: &Path, lines: Option<usize>) -> Vec<String> {

@@ -295,3 +295,24 @@ pub fn not_up(target: &Target) -> String {
 pub fn judge_started(status: &StackStatus, wanted: &[String]) -> bool {
     judge(status, wanted, Until::Started).1.is_empty()
 }
+
+/// Where `service`'s log stood at `unix_ms`, as the stack's supervisor
+/// noted it (`None`: before its first note, so all that is kept is newer).
+pub fn log_mark(
+    dir: &state::StackDir,
+    service: &str,
+    unix_ms: u64,
+) -> Result<Option<super::supervisor::marks::Mark>> {
+    if !dir.is_up() {
+        bail!(
+            "--since needs the stack of {} up: its supervisor notes when each log grows              (logs keep no times of their own); use -n N instead",
+            dir.instance
+        );
+    }
+    let request = Request::LogMark {
+        service: service.to_owned(),
+        unix_ms,
+    };
+    let data = control::call(&dir.control(), &request, CALL_TIMEOUT)?;
+    Ok(serde_json::from_value(data["mark"].clone()).unwrap_or(None))
+}

@@ -19,19 +19,31 @@ use agentfs_contract::layout;
 
 use crate::instance::log;
 use crate::instance::names::InstanceName;
+use crate::stack::client;
+use crate::stack::state::StackDir;
 use crate::stack::target;
 
 /// How often `agentfs logs -f` looks for new output of a stack's services.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// Which part of a log to show.
+#[derive(Clone, Copy, Debug)]
+pub enum Part {
+    /// The last N lines, or all that is kept.
+    Last(Option<usize>),
+    /// What was written since this time (milliseconds since the epoch), as
+    /// the stack's supervisor noted the log's growth.
+    Since(u64),
+}
+
 /// `agentfs logs` without NAME: every service of the stack found here,
-/// prefixed (their last `lines` each, or all that is kept), then followed
-/// with `follow`; with `json`, the lines as [`json`] gives them.
-pub fn show_stack(home: &Path, lines: Option<usize>, follow: bool, json_out: bool) -> Result<i32> {
+/// prefixed (the `part` of each log), then followed with `follow`; with
+/// `json`, the lines as [`json`] gives them.
+pub fn show_stack(home: &Path, part: Part, follow: bool, json_out: bool) -> Result<i32> {
     let target = target::locate(None, true)?;
     let services = target.file()?.names();
     if json_out {
-        let value = json(home, &target.instance, &services, lines)?;
+        let value = json(home, &target.instance, &services, part)?;
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(0);
     }
@@ -42,7 +54,7 @@ pub fn show_stack(home: &Path, lines: Option<usize>, follow: bool, json_out: boo
     let width = services.iter().map(|s| s.len()).max().unwrap_or(0);
     for (i, service) in services.iter().enumerate() {
         let prefix = prefix(service, width, colour.then_some(COLOURS[i % COLOURS.len()]));
-        for line in tail_lines(&logs_dir, &target.instance, service, lines) {
+        for line in lines_of(home, &target.instance, service, part)? {
             if writeln!(out, "{prefix}{line}").is_err() {
                 return Ok(0);
             }
@@ -58,34 +70,40 @@ pub fn show_stack(home: &Path, lines: Option<usize>, follow: bool, json_out: boo
     Ok(0)
 }
 
-/// `{"instance", "services": [{"name", "log", "lines"}]}`: the last `lines`
-/// (or all kept) of each service's log.
-pub fn json(
-    home: &Path,
-    instance: &str,
-    services: &[String],
-    lines: Option<usize>,
-) -> Result<Value> {
+/// `{"instance", "services": [{"name", "log", "lines"}]}`: the `part` of
+/// each service's log.
+pub fn json(home: &Path, instance: &str, services: &[String], part: Part) -> Result<Value> {
     let logs_dir = layout::logs_dir(home);
-    let services: Vec<Value> = services
-        .iter()
-        .map(|service| {
-            let path = log::path(&logs_dir, &InstanceName::new(service, instance));
-            json!({
-                "name": service,
-                "log": path,
-                "lines": tail_lines(&logs_dir, instance, service, lines),
-            })
-        })
-        .collect();
-    Ok(json!({ "instance": instance, "services": services }))
+    let mut listed = Vec::new();
+    for service in services {
+        let path = log::path(&logs_dir, &InstanceName::new(service, instance));
+        listed.push(json!({
+            "name": service,
+            "log": path,
+            "lines": lines_of(home, instance, service, part)?,
+        }));
+    }
+    Ok(json!({ "instance": instance, "services": listed }))
 }
 
-fn tail_lines(logs_dir: &Path, instance: &str, service: &str, lines: Option<usize>) -> Vec<String> {
-    log::tail_lines(
-        &log::path(logs_dir, &InstanceName::new(service, instance)),
-        lines,
-    )
+/// The `part` of `service`'s log in `instance`, as lines.
+pub fn lines_of(home: &Path, instance: &str, service: &str, part: Part) -> Result<Vec<String>> {
+    let path = log::path(
+        &layout::logs_dir(home),
+        &InstanceName::new(service, instance),
+    );
+    Ok(match part {
+        Part::Last(lines) => log::tail_lines(&path, lines),
+        Part::Since(unix_ms) => {
+            let dir = StackDir::new(home, instance);
+            let mark = client::log_mark(&dir, service, unix_ms)?;
+            let bytes = log::read_since(&path, mark.map(|m| (m.ino, m.offset)))?;
+            String::from_utf8_lossy(&bytes)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        }
+    })
 }
 
 /// Colours for the prefixes, in turn: green, yellow, blue, magenta, cyan, red.

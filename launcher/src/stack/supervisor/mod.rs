@@ -10,6 +10,7 @@
 //! reverse dependency order, then the supervisor exits and its state goes.
 
 mod board;
+pub mod marks;
 mod ready;
 mod run;
 mod service;
@@ -28,11 +29,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use agentfs_contract::{layout, liveness};
 
+use crate::instance::log;
+use crate::instance::names::InstanceName;
 use crate::stack::control::{self, Request};
 use crate::stack::file::{self, StackFile};
 use crate::stack::order;
 use crate::stack::state::{self, StackDir, StackStatus};
 use board::Board;
+use marks::Marks;
 use run::Env;
 use service::{Command, Shared};
 
@@ -138,7 +142,9 @@ impl Supervisor {
             run_dir: layout::run_dir(&env.home),
             env: Arc::new(env),
             stack_dir: dir,
+            marks: Marks::default(),
         });
+        tokio::spawn(sample_logs(Arc::clone(&shared)));
         let mut supervisor = Supervisor {
             stack,
             shared,
@@ -192,7 +198,9 @@ impl Supervisor {
             Request::Down { timeout_secs } => {
                 Ok(self.down(Duration::from_secs(timeout_secs)).await)
             }
-            Request::LogMark { .. } => Err(anyhow!("log marks are not kept")),
+            Request::LogMark { service, unix_ms } => {
+                Ok(json!({ "mark": self.shared.marks.at(&service, unix_ms) }))
+            }
         }
     }
 
@@ -308,4 +316,19 @@ async fn read_request(conn: &mut UnixStream) -> Result<Request> {
         .await
         .map_err(|_| anyhow!("no request within {REQUEST_TIMEOUT:?}"))??;
     serde_json::from_str(&line).map_err(|e| anyhow!("not a request ({e}): {line:?}"))
+}
+
+/// Notes where each service's log stands, for `logs --since`.
+async fn sample_logs(shared: Arc<Shared>) {
+    let logs_dir = layout::logs_dir(&shared.env.home);
+    let mut every = tokio::time::interval(marks::SAMPLE_EVERY);
+    loop {
+        every.tick().await;
+        for service in shared.board.snapshot().services {
+            let name = InstanceName::new(&service.name, &shared.env.instance);
+            shared
+                .marks
+                .sample(&service.name, &log::path(&logs_dir, &name));
+        }
+    }
 }

@@ -48,6 +48,8 @@ pub struct Shared {
     pub env: Arc<Env>,
     pub run_dir: std::path::PathBuf,
     pub stack_dir: crate::stack::state::StackDir,
+    /// Where each service's log stood when (`logs --since`).
+    pub marks: super::marks::Marks,
 }
 
 /// How a phase of a life ended.
