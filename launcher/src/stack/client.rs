@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use agentfs_contract::env;
 
+use crate::instance::names::{self, InstanceName};
 use crate::router_process;
 use crate::stack::control::{self, Request};
 use crate::stack::state::{self, StackStatus, State};
@@ -45,12 +46,50 @@ pub fn start(target: &Target, services: &[String]) -> Result<Value> {
             status.file.display()
         ),
         Some(_) => {}
-        None => spawn_supervisor(target)?,
+        None => {
+            refuse_strays(target)?;
+            spawn_supervisor(target)?;
+        }
     }
     let request = Request::Start {
         services: services.to_vec(),
     };
     control::call(&target.dir.control(), &request, CALL_TIMEOUT)
+}
+
+/// Services of the stack that run in its instance with no supervisor (a
+/// supervisor killed by SIGKILL leaves them; so does `agentfs wrap --name
+/// SERVICE` by hand) would hold the ports the stack's own runs ask for:
+/// say so rather than start a stack that cannot come up.
+fn refuse_strays(target: &Target) -> Result<()> {
+    let scan = names::scan(&target.home)?;
+    let running = names::running(&scan);
+    let strays: Vec<String> = target
+        .file()?
+        .names()
+        .into_iter()
+        .filter(|service| running.contains(&InstanceName::new(service, &target.instance)))
+        .collect();
+    if strays.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = strays
+        .iter()
+        .map(|s| format!("{}.{s}", target.instance))
+        .collect();
+    bail!(
+        "{} already run{} in instance {} outside the stack's supervisor: stop {} (`agentfs \
+         down{}` stops them, or `agentfs stop NAME`), or give this stack another --instance",
+        names.join(", "),
+        if names.len() == 1 { "s" } else { "" },
+        target.instance,
+        if names.len() == 1 { "it" } else { "them" },
+        if target.file.is_some() {
+            String::new()
+        } else {
+            format!(" --instance {}", target.instance)
+        }
+    )
 }
 
 fn spawn_supervisor(target: &Target) -> Result<()> {
@@ -246,11 +285,11 @@ fn stop_leftovers(
     );
     names.sort();
     names.dedup();
-    let running = crate::instance::names::running(&crate::instance::names::scan(&target.home)?);
+    let running = names::running(&names::scan(&target.home)?);
     let exe = std::env::current_exe().context("cannot find the agentfs executable")?;
     let mut stopped = Vec::new();
     for name in names {
-        let instance = crate::instance::names::InstanceName::new(&name, &target.instance);
+        let instance = InstanceName::new(&name, &target.instance);
         if !running.contains(&instance) {
             continue;
         }

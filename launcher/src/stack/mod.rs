@@ -14,7 +14,8 @@
 //! (so a stack is up exactly while the lock is held), `state.json` (0600,
 //! written atomically on every change, read by `wait`, `ps` and `mcp`
 //! without asking), its control socket `control.sock` (0600; [`control`]:
-//! `start`, `restart`, `down`), its own log, and which setups have run.
+//! `start`, `restart`, `down`, and `log_mark`: where a service's log stood
+//! at a time, for `logs --since`), its own log, and which setups have run.
 //! Commands talk to it through [`client`], show it through [`report`], and
 //! show several services' output as one stream through [`follow`]. [`mcp`]
 //! is the MCP server over stdio that drives the same commands.
