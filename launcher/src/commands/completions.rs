@@ -116,7 +116,7 @@ _agentfs_with_names() {
     case "$sub" in
         logs|stop|url)
             case "$cur,$prev" in
-                -*|*,-n|*,--lines|*,-t|*,--timeout) ;;
+                -*|*,-n|*,--lines|*,-t|*,--timeout|*,--since) ;;
                 *)
                     COMPREPLY=($(compgen -W "$(agentfs complete-names "$sub" 2>/dev/null)" -- "$cur"))
                     return 0 ;;
@@ -137,7 +137,8 @@ end
 /// The generated zsh script with each NAME completed by `_agentfs_names SUBCOMMAND`.
 fn zsh_with_names(generated: &str) -> Result<String> {
     // clap writes NAME's spec as `':name -- <help>:_default'` (its action
-    // for a value without a hint) inside its subcommand's `(logs)` case.
+    // for a value without a hint; `'::name` when NAME is optional, as for
+    // `logs`) inside its subcommand's `(logs)` case.
     let mut script = String::with_capacity(generated.len() + 512);
     let mut subcommand = None;
     let mut replaced = 0;
@@ -147,7 +148,10 @@ fn zsh_with_names(generated: &str) -> Result<String> {
             subcommand = NAMED.iter().find(|named| **named == label);
         }
         match subcommand {
-            Some(sub) if trimmed.starts_with("':name -- ") && trimmed.contains(":_default'") => {
+            Some(sub)
+                if (trimmed.starts_with("':name -- ") || trimmed.starts_with("'::name -- "))
+                    && trimmed.contains(":_default'") =>
+            {
                 script.push_str(&line.replacen(
                     ":_default'",
                     &format!(":_agentfs_names {sub}'"),
