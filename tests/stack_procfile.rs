@@ -1,6 +1,6 @@
 //! A Procfile is a stack file too: each `name: command` line a service,
 //! ready when it listens. `up -d --wait` brings it up in the work tree's
-//! instance (its branch), `ps` shows the stack, `url` and `logs` take a bare
+//! instance (its branch), one service or all, `ps` shows the stack, `url` and `logs` take a bare
 //! service name, `logs` without a name shows every service prefixed, and
 //! `up` twice starts nothing the second time.
 
@@ -24,9 +24,19 @@ fn a_procfile_stack_comes_up_and_is_listed_and_logged_by_service() {
         home: &home,
         dir: repo.dir.clone(),
     };
+    // One service first: waiting without names waits for what was started.
+    let up = home.run_in(&repo.dir, &["up", "-d", "--wait", "web"]);
+    assert_ok(&up, "up -d --wait web");
+    assert!(String::from_utf8_lossy(&up.stderr).contains("starting web"));
+    let wait = assert_ok(&home.run_in(&repo.dir, &["wait"]), "wait");
+    assert!(wait.contains("docs     stopped"), "{wait}");
     let up = home.run_in(&repo.dir, &["up", "-d", "--wait"]);
     assert_ok(&up, "up -d --wait");
-    assert!(String::from_utf8_lossy(&up.stderr).contains("starting web, docs"));
+    let said = String::from_utf8_lossy(&up.stderr);
+    assert!(
+        said.contains("starting docs; already running: web"),
+        "{said}"
+    );
 
     let (status, body) = router_get(router.port, "main.web.localhost", "/index.html");
     assert_eq!((status, body.as_str()), (200, "hello\n"));

@@ -23,7 +23,7 @@ Examples:
 Exit codes: 0 all ready; 1 one has failed (which, and its last lines), or the
 stack is not up; 2 the timeout passed first (what is not ready, and why).")]
 pub struct WaitArgs {
-    /// Services to wait for (default: all).
+    /// Services to wait for (default: every service `up` was asked to start).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
     /// The stack's instance (default: the git branch, as for wrap).

@@ -16,6 +16,7 @@ use crate::instance::names::{self, InstanceName};
 use crate::router_process;
 use crate::stack::control::{self, Request};
 use crate::stack::state::{self, StackStatus, State};
+use crate::stack::supervisor::NOT_STARTED;
 use crate::stack::target::Target;
 
 /// How long a new supervisor may take to answer.
@@ -182,8 +183,14 @@ pub fn wait(target: &Target, services: &[String], until: Until, timeout: Duratio
                 problems: Vec::new(),
             };
         };
+        // Without names: every service some `up` asked for.
         let wanted: Vec<String> = if services.is_empty() {
-            status.services.iter().map(|s| s.name.clone()).collect()
+            status
+                .services
+                .iter()
+                .filter(|s| !(s.state == State::Stopped && s.detail == NOT_STARTED))
+                .map(|s| s.name.clone())
+                .collect()
         } else {
             services.to_vec()
         };

@@ -13,6 +13,9 @@ use agentfs_contract::urls;
 
 use crate::stack::state::{ServiceStatus, StackDir, StackStatus, State};
 
+/// The detail of a service no `up` has asked for yet.
+pub const NOT_STARTED: &str = "not started";
+
 pub struct Board {
     status: Mutex<StackStatus>,
     dir: StackDir,
@@ -35,7 +38,7 @@ impl Board {
         ServiceStatus {
             name: name.to_owned(),
             state: State::Stopped,
-            detail: "not started".to_owned(),
+            detail: NOT_STARTED.to_owned(),
             pid: None,
             url: urls::url(&naming::instance_hostname(name, instance), router_port),
             restarts: 0,

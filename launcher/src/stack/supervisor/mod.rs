@@ -40,6 +40,7 @@ use marks::Marks;
 use run::Env;
 use service::{Command, Shared};
 
+pub use board::NOT_STARTED;
 pub use service::RESTART_GRACE;
 
 /// How long `down` by signal gives each service before SIGKILL.
