@@ -31,7 +31,10 @@ experiment) without port conflicts, and reach each by name.
 
 `agentfs wrap -- CMD` preloads a shim that turns the app's TCP listeners into Unix sockets \
 under $AGENTFS_HOME/run (default ~/.agentfs/run); the router then serves each instance at \
-http://APP.localhost:PORT and http://INSTANCE.APP.localhost:PORT.";
+http://APP.localhost:PORT and http://INSTANCE.APP.localhost:PORT.
+
+In a git work tree with an agentfs.toml (or a Procfile), `agentfs up -d --wait` runs its whole \
+stack as one instance, and `agentfs down` stops it. Coding agents: `agentfs agent-help`.";
 
 #[derive(Subcommand)]
 enum Command {
