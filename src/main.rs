@@ -7,8 +7,8 @@
 use clap::{CommandFactory, Parser, Subcommand};
 
 use agentfs_launcher::commands::{
-    agent_help, bridge, completions, doctor, down, exec, logs, mcp, ps, reaper, restart, route,
-    router, stop, up, url, wait, wrap,
+    agent_help, bridge, completions, doctor, down, exec, logs, mcp, netns, ps, reaper, restart,
+    route, router, stop, up, url, wait, wrap,
 };
 use agentfs_launcher::inject::{library::EmbeddedShim, stand_ins, unshim};
 
@@ -87,6 +87,15 @@ enum Command {
     /// wrap (started by wrap itself).
     #[command(hide = true)]
     Reaper(reaper::ReaperArgs),
+    /// The namespace lane's app, started by wrap.
+    #[command(name = "netns-run", hide = true)]
+    NetnsRun(netns::RunArgs),
+    /// The namespace lane's init.
+    #[command(name = "netns-init", hide = true)]
+    NetnsInit(netns::InitArgs),
+    /// Whether the namespace lane works here.
+    #[command(name = "netns-probe", hide = true)]
+    NetnsProbe,
     // New subcommands: one variant here and one arm in `main` below.
 }
 
@@ -120,6 +129,9 @@ fn main() {
         Command::Completions(args) => completions::run(args, Cli::command()),
         Command::CompleteNames(args) => completions::names(args),
         Command::Reaper(args) => Ok(reaper::run(args)),
+        Command::NetnsRun(args) => netns::run(args),
+        Command::NetnsInit(args) => netns::init(args),
+        Command::NetnsProbe => Ok(netns::probe()),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -185,7 +185,7 @@ pub fn entry_is_live(car: &Sidecar) -> bool {
     match car.kind {
         Kind::Manual => fs::symlink_metadata(&car.socket)
             .is_ok_and(|m| m.file_type().is_socket() && m.uid() == current_uid()),
-        Kind::Shim | Kind::Bridge => {
+        Kind::Shim | Kind::Bridge | Kind::Netns => {
             socket_is_live(&car.socket) || crate::accepting::accepts_now(&car.socket)
         }
     }
@@ -202,7 +202,7 @@ pub fn remove_stale_entry(sidecar_path: &Path, car: &Sidecar) -> io::Result<bool
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(true),
         },
-        Kind::Shim | Kind::Bridge => {
+        Kind::Shim | Kind::Bridge | Kind::Netns => {
             remove_if_stale(&sidecar_path.with_extension(naming::SOCKET_EXT))
         }
     }

@@ -62,6 +62,9 @@ pub enum Kind {
     Bridge,
     /// `agentfs route` named a socket nobody in agentfs made.
     Manual,
+    /// wrap's forwarder in a private network namespace: the socket leads to
+    /// a TCP port the app listens on inside that namespace (Linux).
+    Netns,
 }
 
 /// Sidecar schema, version 1.
@@ -92,7 +95,8 @@ pub struct Sidecar {
     pub cwd: String,
     /// RFC 3339, UTC.
     pub started_at: String,
-    /// For a bridge: the TCP address it forwards to.
+    /// For a bridge: the TCP address it forwards to; for a namespace's
+    /// forwarder, the address it reaches inside the namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// Why this entry is not routed, in a short sentence (such as a bridged
@@ -273,7 +277,7 @@ pub fn check_placement(sidecar: &Sidecar, path: &Path, run_dir: &Path) -> Result
         .any(|c| c == std::path::Component::ParentDir);
     let placed = match sidecar.kind {
         Kind::Manual => socket.is_absolute(),
-        Kind::Shim | Kind::Bridge => socket.parent() == Some(run_dir),
+        Kind::Shim | Kind::Bridge | Kind::Netns => socket.parent() == Some(run_dir),
     };
     if !placed || has_parent_dir {
         return Err(Rejected::SocketOutsideRunDir(socket.clone()));

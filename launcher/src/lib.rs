@@ -24,12 +24,18 @@
 //! - `up`, `wait`, `down`, `restart`: a work tree's stack as one unit (`up`
 //!   also holds the hidden `agentfs stack-supervisor`); `mcp`: the MCP
 //!   server for coding agents; `agent_help`: the guide for them.
+//! - `netns`: the hidden `netns-run`, `netns-init` and `netns-probe`, the
+//!   namespace lane's own processes.
 //!
 //! The machinery, each folder using only those listed after it:
 //! - `stack/`: stacks (`agentfs.toml` or a `Procfile`): the file read and
 //!   checked, the supervisor that runs each service as an `agentfs wrap`
 //!   (readiness, restarts, its state under `$AGENTFS_HOME/stacks/`), what
 //!   commands ask it over its control socket, and the MCP server.
+//! - `netns/`: wrap's lane for programs the shim cannot enter (Linux): the
+//!   program in a private user + network namespace, forwarded to and from
+//!   the run directory; pasta for the rest of the network; the probe that
+//!   says whether the lane works here.
 //! - `bridge/`: bridges, for programs the shim cannot enter. `mod.rs` is
 //!   wrap's fallback (the app run behind bridges), `socket` one bridge
 //!   socket and its forwarding, `discovery` the app's ports found and
@@ -60,5 +66,6 @@ mod bridge;
 pub mod commands;
 pub mod inject;
 mod instance;
+pub mod netns;
 mod router_process;
 mod stack;

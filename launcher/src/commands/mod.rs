@@ -10,6 +10,7 @@ pub mod down;
 pub mod exec;
 pub mod logs;
 pub mod mcp;
+pub mod netns;
 pub mod ps;
 pub mod reaper;
 pub mod restart;

@@ -168,6 +168,7 @@ fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Shim => "a wrapped app",
         Kind::Bridge => "a bridge",
+        Kind::Netns => "an app in a private network namespace",
         Kind::Manual => "a manual route",
     }
 }

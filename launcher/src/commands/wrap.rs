@@ -19,7 +19,7 @@ use crate::app::App;
 use crate::inject::library::EmbeddedShim;
 use crate::inject::preload;
 use crate::instance::{IdFrom, Instance};
-use crate::{bridge, router_process};
+use crate::{bridge, netns, router_process};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -78,6 +78,10 @@ pub struct WrapArgs {
     /// preloading the shim. wrap does this by itself for programs that cannot take it.
     #[arg(long)]
     pub bridge: bool,
+    /// For programs the shim cannot enter, use the bridge rather than a private network
+    /// namespace (Linux; the lane is the default where it works).
+    #[arg(long)]
+    pub no_netns: bool,
     /// The command to run, after `--`.
     #[arg(
         required = true,
@@ -113,7 +117,19 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
         if strips_children {
             eprintln!("agentfs: {}", launcher_hint(&args.command));
         }
-        return bridge::run(&instance, &args.command, router_port, &reason);
+        if args.bridge || args.no_netns {
+            return bridge::run(&instance, &args.command, router_port, &reason);
+        }
+        return match netns::probe::available() {
+            Ok(_) => netns::run(&instance, &args.command, router_port, &reason),
+            Err(no) => {
+                let reason = format!(
+                    "{reason}, and it gets no private network namespace: {} (fix: {})",
+                    no.reason, no.fix
+                );
+                bridge::run(&instance, &args.command, router_port, &reason)
+            }
+        };
     }
     let mut command = tokio::process::Command::new(program);
     command.args(&args.command[1..]);

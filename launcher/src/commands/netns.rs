@@ -1,0 +1,80 @@
+//! The namespace lane's own processes, hidden subcommands that wrap starts
+//! (see `netns/`): `netns-run`, the app wrap supervises; `netns-init`, the
+//! PID namespace's init; `netns-probe`, whether the lane works here.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::netns;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The wrap's pid, which the sidecars name as their owner.
+    #[arg(long)]
+    pub owner: u32,
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    #[arg(long)]
+    pub owner: u32,
+    /// `netns-run`'s pid, which must still be init's parent.
+    #[arg(long)]
+    pub parent: u32,
+    /// The handshake directory `netns-run` made.
+    #[arg(long)]
+    pub scratch: PathBuf,
+    /// Pass SIGTERM and SIGHUP on to the program (they come to us alone).
+    #[arg(long)]
+    pub forward_signals: bool,
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<OsString>,
+}
+
+pub fn run(args: RunArgs) -> Result<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        netns::outer::run(args.owner, &args.command)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = args;
+        anyhow::bail!("network namespaces are Linux's")
+    }
+}
+
+pub fn init(args: InitArgs) -> Result<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        netns::init::run(netns::init::InitArgs {
+            owner: args.owner,
+            parent: args.parent,
+            scratch: args.scratch,
+            forward_signals: args.forward_signals,
+            command: args.command,
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = args;
+        anyhow::bail!("network namespaces are Linux's")
+    }
+}
+
+pub fn probe() -> i32 {
+    netns::probe::run_probe()
+}
