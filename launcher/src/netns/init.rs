@@ -68,7 +68,8 @@ pub fn run(args: InitArgs) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(supervise(owner, own_pid, program, hosts, args.forward_signals))
+    let outbound = Outbound::new(owner.app.clone(), owner.instance.clone(), args.parent);
+    runtime.block_on(supervise(owner, own_pid, program, hosts, outbound, args.forward_signals))
 }
 
 /// Forwards, reaps and passes signals on until no process is left.
@@ -77,12 +78,12 @@ async fn supervise(
     own_pid: u32,
     program: Pid,
     mut hosts: Option<Hosts>,
+    mut outbound: Outbound,
     forward_signals: bool,
 ) -> Result<i32> {
     let mut children = signal(SignalKind::child())?;
     let mut signals = Signals::new()?;
     let mut reader = rundir::Reader::new(owner.run_dir.clone());
-    let mut outbound = Outbound::new(owner.app.clone(), owner.instance.clone());
     let mut inbound = Inbound::new(owner, own_pid);
     let mut tick = tokio::time::interval(TICK);
     let mut code = None;

@@ -1,19 +1,28 @@
-//! Out to the instance: every port the instance serves in its other apps is
-//! listened on at `127.0.0.1` and `::1` inside the namespace and forwarded
-//! to that listener's socket, so the program's `localhost:8000` is its
-//! instance's API, as a shimmed program's connect is wired.
+//! Out of the namespace on its loopback: every port the instance serves in
+//! its other apps, and every other port the host listens on (on loopback or
+//! everywhere), is listened on at `127.0.0.1` and `::1` inside the
+//! namespace and forwarded: an instance's port to that listener's socket
+//! (so the program's `localhost:8000` is its instance's API, as a shimmed
+//! program's connect is wired), a host's port through pasta to the host's
+//! loopback (so a database on the host is reached as before). The
+//! instance wins where both listen, as it does for a shimmed program.
 //!
-//! Kept current from the run directory on every tick: a port whose last
-//! listener went away is closed, a new one opened. Liveness is the
-//! listener's lock (held by its live owner); the run-directory reader's
-//! "still accepts" test reads `/proc/net/unix`, which from inside this
-//! namespace lists none of the host's sockets. A port the program itself
-//! (or pasta, for a port the host listens on) holds already cannot be
-//! bound here; it is tried again on later ticks.
+//! Kept current on every tick, from the run directory and the host's
+//! `/proc/PID/net/tcp{,6}` (read through `netns-run`, which stays in the
+//! host's network namespace): a port nobody serves any more is closed, a
+//! new one opened. pasta could map the host's ports itself (`-T auto`), but
+//! the pasta Debian 12 ships does so only once, at start. An instance
+//! listener's liveness is its lock (held by its live owner): the
+//! run-directory reader's "still accepts" test reads `/proc/net/unix`,
+//! which from inside this namespace lists none of the host's sockets. A
+//! port the program itself holds cannot be bound here, and is tried again
+//! on later ticks (it would have to share it, as on one machine).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+
+use crate::app::procnet;
 use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
@@ -24,22 +33,37 @@ use agentfs_contract::sidecar::{Kind, Sidecar};
 
 use super::forward;
 
-/// Which socket each forwarded port leads to now.
-type Targets = Arc<Mutex<BTreeMap<u16, PathBuf>>>;
+/// Where a forwarded port leads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A listener of the instance.
+    Socket(PathBuf),
+    /// A port on the host's loopback, through pasta's gateway address.
+    Host(SocketAddr),
+}
+
+/// Where each forwarded port leads now.
+type Targets = Arc<Mutex<BTreeMap<u16, Target>>>;
 
 pub struct Outbound {
     app: String,
     instance: String,
+    /// A process in the host's network namespace, whose tables list the host's ports.
+    host_pid: u32,
+    /// pasta's gateway address, which leads to the host's loopback.
+    gateway: Option<Ipv4Addr>,
     targets: Targets,
     /// Accept loops by port, one per loopback address bound.
     listening: BTreeMap<u16, Vec<JoinHandle<()>>>,
 }
 
 impl Outbound {
-    pub fn new(app: String, instance: String) -> Outbound {
+    pub fn new(app: String, instance: String, host_pid: u32) -> Outbound {
         Outbound {
             app,
             instance,
+            host_pid,
+            gateway: gateway(),
             targets: Arc::default(),
             listening: BTreeMap::new(),
         }
@@ -71,8 +95,9 @@ impl Outbound {
         *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = wanted;
     }
 
-    /// The instance's live listeners by port, not counting this program's own.
-    fn wanted(&self, sidecars: &[Arc<Sidecar>]) -> BTreeMap<u16, PathBuf> {
+    /// The instance's live listeners by port, not counting this program's
+    /// own, then the host's other ports.
+    fn wanted(&self, sidecars: &[Arc<Sidecar>]) -> BTreeMap<u16, Target> {
         let mut wanted = BTreeMap::new();
         for car in sidecars {
             let ours = car.app == self.app && car.kind == Kind::Netns;
@@ -81,7 +106,16 @@ impl Outbound {
                 continue;
             }
             if liveness::socket_is_live(&car.socket) {
-                wanted.entry(car.port).or_insert_with(|| car.socket.clone());
+                wanted
+                    .entry(car.port)
+                    .or_insert_with(|| Target::Socket(car.socket.clone()));
+            }
+        }
+        if let Some(gateway) = self.gateway {
+            for port in host_ports(self.host_pid) {
+                wanted
+                    .entry(port)
+                    .or_insert(Target::Host(SocketAddr::from((gateway, port))));
             }
         }
         wanted
@@ -121,11 +155,41 @@ async fn accept_loop(listener: TcpListener, port: u16, targets: Targets) {
                     .unwrap_or_else(|e| e.into_inner())
                     .get(&port)
                     .cloned();
-                if let Some(socket) = target {
-                    tokio::spawn(forward::to_unix(client, socket));
+                match target {
+                    Some(Target::Socket(socket)) => {
+                        tokio::spawn(forward::to_unix(client, socket));
+                    }
+                    Some(Target::Host(addr)) => {
+                        tokio::spawn(forward::tcp_to_tcp(client, addr));
+                    }
+                    None => {}
                 }
             }
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
         }
     }
+}
+
+/// The ports the host listens on where a loopback connect reaches them.
+fn host_ports(host_pid: u32) -> std::collections::BTreeSet<u16> {
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(format!("/proc/{host_pid}/net/{t}")).ok())
+        .flat_map(|text| procnet::parse_listeners(&text))
+        .filter(|(addr, _)| addr.ip().is_loopback() || addr.ip().is_unspecified())
+        .map(|(addr, _)| addr.port())
+        .collect()
+}
+
+/// The namespace's IPv4 default gateway (pasta's), from its routing table.
+fn gateway() -> Option<Ipv4Addr> {
+    let table = std::fs::read_to_string("/proc/self/net/route").ok()?;
+    table.lines().skip(1).find_map(|row| {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        if cols.get(1) != Some(&"00000000") {
+            return None;
+        }
+        let word = u32::from_str_radix(cols.get(2)?, 16).ok()?;
+        Some(Ipv4Addr::from(word.to_ne_bytes()))
+    })
 }

@@ -1,11 +1,11 @@
 //! pasta, the user-mode network tool that connects the namespace to the
 //! host: it configures the namespace's interface and routes from the
-//! host's (the internet works as before), brings its loopback up, and with
-//! `-T auto` listens inside it on every port the host listens on (checked
-//! every second), forwarding to the host's loopback, so a database on the
-//! host is reached at `localhost` as before. Nothing is forwarded from the
-//! host into the namespace (`-t none -u none`): the program is reached
-//! through the run directory only.
+//! host's (the internet works as before), brings its loopback up, and
+//! maps its gateway address to the host's loopback, through which
+//! `outbound` reaches the host's ports. UDP ports the host listens on at
+//! start (a DNS stub on `127.0.0.53`) are mapped into the namespace
+//! (`-U auto`). Nothing is forwarded from the host into the namespace
+//! (`-t none -u none`): the program is reached through the run directory only.
 //!
 //! pasta runs in the foreground as a child of `netns-run`, in the PID
 //! namespace (so it dies with it) but the host's network namespace, in a
@@ -36,7 +36,7 @@ pub fn start(pasta: &Path, init_pid: u32, scratch: &Path) -> Result<Child> {
     let mut command = Command::new(pasta);
     command
         .args(["--config-net", "--foreground", "--quiet"])
-        .args(["-t", "none", "-u", "none", "-T", "auto", "-U", "auto"])
+        .args(["-t", "none", "-u", "none", "-T", "none", "-U", "auto"])
         .arg("--userns")
         .arg(format!("/proc/{init_pid}/ns/user"))
         .arg("--netns")
