@@ -7,6 +7,7 @@
 pub mod bridge;
 pub mod clients;
 pub mod fixtures;
+pub mod go;
 pub mod other_user;
 pub mod router;
 pub mod stack;
