@@ -1,8 +1,9 @@
 //! wrap's fallback for programs that cannot take the shim: statically linked
 //! C servers built here, run behind bridges, found even when they ignore PORT.
 //!
-//! Every test goes through `agentfs wrap`, whose bridge discovery looks at
-//! the app's process tree for the ports it listens on.
+//! Every test goes through `agentfs wrap --no-netns` (on Linux such programs
+//! otherwise get a private network namespace: tests/netns.rs), whose bridge
+//! discovery looks at the app's process tree for the ports it listens on.
 
 mod common;
 use common::{bridge as bridge_common, router as router_common};
@@ -32,11 +33,12 @@ fn wrap_bridge_finds_a_server_that_ignores_port() {
     let home = Home::new();
     let server = build_c_server(&home.dir, true);
     let own_port = free_port();
-    let mut wrap = home.wrap(
-        "ign",
-        "one",
-        &[server.display().to_string(), own_port.to_string()],
-    );
+    let mut command = home.agentfs(&["wrap", "--no-router", "--no-netns", "--name", "ign"]);
+    command
+        .args(["--instance", "one", "--"])
+        .arg(&server)
+        .arg(own_port.to_string());
+    let mut wrap = common::Wrapped::spawn(command);
     let car = home.wait_sidecar_json("ign", "one", None);
     assert_eq!(car["kind"], "bridge");
     // The primary socket ends up at the port the app chose itself, and
@@ -76,6 +78,7 @@ fn wrap_runs_a_static_server_behind_a_bridge_reachable_through_the_router() {
     let router = router_common::TestRouter::start(&home);
     let wrapped = Running::spawn(home.agentfs(&[
         "wrap",
+        "--no-netns",
         "--name",
         "st",
         "--instance",
@@ -142,6 +145,7 @@ fn the_router_wrap_starts_is_never_bridged_as_the_apps_port() {
     let (own_port, router_port) = (free_port(), free_port());
     let mut command = home.agentfs(&[
         "wrap",
+        "--no-netns",
         "--name",
         "rt",
         "--instance",

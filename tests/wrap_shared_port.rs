@@ -1,6 +1,8 @@
-//! A bridged app that ignores PORT and shares its port with another copy
-//! (real Caddy, which sets SO_REUSEPORT): agentfs never routes a name there,
-//! says why, and never answers for one instance with another's files.
+//! A bridged app (`wrap --no-netns`; in the namespace lane the two copies
+//! simply work, tests/netns.rs) that ignores PORT and shares its port with
+//! another copy (real Caddy, which sets SO_REUSEPORT): agentfs never routes
+//! a name there, says why, and never answers for one instance with
+//! another's files.
 
 mod common;
 
@@ -22,11 +24,16 @@ fn two_caddies_on_one_port_never_answer_for_each_other() {
     let caddy = |instance: &str| {
         let root = site(&home, instance);
         let listen = format!(":{port}");
-        home.wrap(
+        let mut command = home.agentfs(&["wrap", "--no-router", "--no-netns", "--name", "caddy"]);
+        command.args(["--instance", instance, "--"]).args([
             "caddy",
-            instance,
-            &["caddy", "file-server", "--listen", &listen, "--root", &root].map(String::from),
-        )
+            "file-server",
+            "--listen",
+            &listen,
+            "--root",
+            &root,
+        ]);
+        common::Wrapped::spawn(command)
     };
     let a = caddy("a");
     a.wait_stderr("caddy/a ignores PORT=");
