@@ -242,3 +242,42 @@ fn stop_ps_and_exit_codes_are_as_for_a_shimmed_app() {
     cmd.args(["--", "/nonexistent/server"]);
     assert_eq!(Wrapped::spawn(cmd).wait_exit().code(), Some(127));
 }
+
+/// Doctor's `netns` check, as `doctor --json` reports it from `command`.
+fn doctor_netns_check(mut command: Command) -> serde_json::Value {
+    let output = command.output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let checks = if report["status"] == "success" {
+        &report["data"]["checks"]
+    } else {
+        &report["error"]["checks"]
+    };
+    checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "netns")
+        .cloned()
+        .unwrap_or_else(|| panic!("no netns check in {report}"))
+}
+
+#[test]
+fn doctor_says_whether_the_lane_works_and_why_not() {
+    let home = TestHome::new();
+    let check = doctor_netns_check(home.agentfs(&["doctor", "--json"]));
+    assert_eq!(check["status"], "ok", "{check}");
+
+    let mut without = Command::new("unshare");
+    without
+        .args(["--user", "--map-root-user", "sh", "-c"])
+        .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" doctor --json")
+        .arg(common::agentfs_bin())
+        .env("AGENTFS_HOME", &home.dir);
+    let check = doctor_netns_check(without);
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(
+        check["message"].as_str().unwrap().contains("max_user_namespaces is 0"),
+        "{check}"
+    );
+    assert!(check["fix"].as_str().unwrap().contains("sysctl"), "{check}");
+}

@@ -10,11 +10,14 @@
 //!   probe itself (`agentfs doctor-probe`, hidden).
 //! - `resolver`: whether this machine resolves `*.localhost` names.
 //! - `interpreters`: whether node, python3, … in `PATH` can take the shim.
+//! - `netns`: whether programs the shim cannot enter get a private network
+//!   namespace here (Linux), tried end to end.
 //! - `report`: the lines, and the JSON envelope; `http`: the small
 //!   client the checks ask with.
 
 mod http;
 mod interpreters;
+mod netns;
 pub mod probe;
 mod report;
 mod resolver;
@@ -36,7 +39,8 @@ use report::Check;
 #[command(after_help = "\
 Checks, in order: $AGENTFS_HOME and the run directory; the router; the shim, by
 starting a small server under it (reached directly and through the router);
-whether this machine resolves *.localhost names; and whether node, python3, bun,
+whether this machine resolves *.localhost names; whether programs the shim cannot
+enter get a private network namespace (Linux); and whether node, python3, bun,
 deno, ruby and php in PATH can take the shim.
 
 Each line starts with ✔ (works), ! (works, with a caveat), ✘ (does not work:
@@ -68,6 +72,7 @@ pub fn run(args: DoctorArgs, shim: &EmbeddedShim) -> Result<i32> {
             report.add(checks);
             report.add(shim_test::checks(&home, shim, router_port, usable));
             report.add(vec![resolver::check(&live_hosts(&home))]);
+            report.add(vec![netns::check(&home)]);
         }
         Err(err) => report.add(vec![Check::fail(
             "home",
