@@ -281,3 +281,41 @@ fn doctor_says_whether_the_lane_works_and_why_not() {
     );
     assert!(check["fix"].as_str().unwrap().contains("sysctl"), "{check}");
 }
+
+/// Runs `agentfs wrap ... -- SERVER` on a new terminal (python's pty.fork:
+/// its own session, the terminal its controlling one), waits until the
+/// server says it listens, types `key` (or sends SIGTERM to wrap when
+/// `key` is empty) and prints wrap's exit code.
+const ON_A_TERMINAL: &str = r#"
+import os, pty, signal, sys, time
+agentfs, server, key = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(agentfs, ["agentfs", "wrap", "--no-router", "--name", "tty", "--instance", "a", "--", server])
+seen, deadline = b"", time.time() + 30
+while b"listening on" not in seen and time.time() < deadline:
+    seen += os.read(fd, 4096)
+if key:
+    os.write(fd, key)
+else:
+    os.kill(pid, signal.SIGTERM)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"#;
+
+#[test]
+fn on_a_terminal_ctrl_c_and_sigterm_end_the_program_as_for_a_shimmed_app() {
+    let home = TestHome::new();
+    for (key, code) in [("\x03", "130"), ("", "143")] {
+        let output = Command::new("python3")
+            .args(["-c", ON_A_TERMINAL, common::agentfs_bin()])
+            .arg(go::static_server())
+            .arg(key)
+            .env("AGENTFS_HOME", &home.dir)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(said.trim(), code, "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(home.run_dir_files().is_empty(), "{:?}", home.run_dir_files());
+    }
+}
