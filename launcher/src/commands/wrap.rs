@@ -45,8 +45,10 @@ commands need no --instance there. A client of an instance (a test runner, a
 browser driver, curl) runs with `agentfs exec --instance feat-x -- CMD`:
 wired the same way, but nothing it listens on is announced or routed.
 Inside wrapped processes localhost and *.localhost resolve to loopback.
-Not wired: the connects of static binaries and Go programs on Linux (they
-make their own system calls).
+Programs the shim cannot enter (static binaries, Go) run on Linux in a private
+network namespace: their listeners are routed, their localhost is their
+instance's (and the host's other ports), two copies may hard-code one port.
+Where that is not available, and with --no-netns, they run behind a bridge.
 
 Everything wrap starts ends with it, whatever session or process group it
 moved to (setsid, a daemon's double fork such as `pg_ctl start`): wrap lives
