@@ -94,6 +94,17 @@ fn a_static_go_server_reaches_its_own_instances_api_on_localhost() {
             body.starts_with("200").then_some(body)
         });
         assert_eq!(body, format!("200 files of api-{instance}\n"));
+        // And the other way: a shimmed client of the instance reaches the
+        // static server on its own localhost:8080.
+        let mut curl = home.agentfs(&["wrap", "--no-router", "--name", "cli", "--instance"]);
+        curl.args([instance, "--", "curl", "-s", "http://localhost:8080/"]);
+        let output = curl.output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!("go server of {instance}\n"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 

@@ -61,43 +61,64 @@ pub fn run(args: InitArgs) -> Result<i32> {
         eprintln!("agentfs: the namespace has no network ({why:#}); run wrap with --no-netns to bridge the app instead");
         return Ok(1);
     }
-    let program = match spawn(&args.command) {
-        Ok(pid) => pid,
-        Err(code) => return Ok(code),
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let outbound = Outbound::new(owner.app.clone(), owner.instance.clone(), args.parent);
-    runtime.block_on(supervise(owner, own_pid, program, hosts, outbound, args.forward_signals))
+    runtime.block_on(async {
+        // The instance's and the host's ports are taken before the program
+        // starts, so which of them it may listen on does not depend on who
+        // is first: none of them, as on one machine.
+        // Caught before the program starts, so none is lost.
+        let caught = (signal(SignalKind::child())?, Signals::new()?);
+        let mut reader = rundir::Reader::new(owner.run_dir.clone());
+        let mut outbound = Outbound::new(owner.app.clone(), owner.instance.clone(), args.parent);
+        outbound.update(&live_sidecars(&mut reader));
+        let program = match spawn(&args.command) {
+            Ok(pid) => pid,
+            Err(code) => return Ok(code),
+        };
+        let forwarders = Forwarders {
+            reader,
+            outbound,
+            inbound: Inbound::new(owner, own_pid),
+            hosts,
+        };
+        supervise(program, forwarders, caught, args.forward_signals).await
+    })
+}
+
+/// What init keeps current on every tick.
+struct Forwarders {
+    reader: rundir::Reader,
+    outbound: Outbound,
+    inbound: Inbound,
+    hosts: Option<Hosts>,
+}
+
+impl Forwarders {
+    fn tick(&mut self) {
+        self.inbound.poll();
+        let sidecars = live_sidecars(&mut self.reader);
+        self.outbound.update(&sidecars);
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.update(&sidecars);
+        }
+    }
 }
 
 /// Forwards, reaps and passes signals on until no process is left.
 async fn supervise(
-    owner: Owner,
-    own_pid: u32,
     program: Pid,
-    mut hosts: Option<Hosts>,
-    mut outbound: Outbound,
+    mut forwarders: Forwarders,
+    (mut children, mut signals): (tokio::signal::unix::Signal, Signals),
     forward_signals: bool,
 ) -> Result<i32> {
-    let mut children = signal(SignalKind::child())?;
-    let mut signals = Signals::new()?;
-    let mut reader = rundir::Reader::new(owner.run_dir.clone());
-    let mut inbound = Inbound::new(owner, own_pid);
     let mut tick = tokio::time::interval(TICK);
     let mut code = None;
     loop {
         tokio::select! {
             _ = children.recv() => {}
-            _ = tick.tick() => {
-                inbound.poll();
-                let sidecars = live_sidecars(&mut reader);
-                outbound.update(&sidecars);
-                if let Some(hosts) = hosts.as_mut() {
-                    hosts.update(&sidecars);
-                }
-            }
+            _ = tick.tick() => forwarders.tick(),
             Some(sig) = signals.next() => if forward_signals {
                 let _ = kill(program, sig);
             },
@@ -107,7 +128,7 @@ async fn supervise(
         }
     }
     // The sockets' files go before the process does.
-    drop(inbound);
+    drop(forwarders);
     Ok(code.unwrap_or(1))
 }
 

@@ -18,12 +18,13 @@
 //! port the program itself holds cannot be bound here, and is tried again
 //! on later ticks (it would have to share it, as on one machine).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::app::procnet;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -32,6 +33,10 @@ use agentfs_contract::liveness;
 use agentfs_contract::sidecar::{Kind, Sidecar};
 
 use super::forward;
+
+/// How often the host's listening ports are read again (pasta's own
+/// `-T auto`, where it rescans, does so every second).
+const HOST_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a forwarded port leads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +57,9 @@ pub struct Outbound {
     host_pid: u32,
     /// pasta's gateway address, which leads to the host's loopback.
     gateway: Option<Ipv4Addr>,
+    /// The host's ports as last read, and when: its tables list every
+    /// connection too, so they are read at most once per [`HOST_EVERY`].
+    host: (BTreeSet<u16>, Option<Instant>),
     targets: Targets,
     /// Accept loops by port, one per loopback address bound.
     listening: BTreeMap<u16, Vec<JoinHandle<()>>>,
@@ -64,6 +72,7 @@ impl Outbound {
             instance,
             host_pid,
             gateway: gateway(),
+            host: (BTreeSet::new(), None),
             targets: Arc::default(),
             listening: BTreeMap::new(),
         }
@@ -97,7 +106,7 @@ impl Outbound {
 
     /// The instance's live listeners by port, not counting this program's
     /// own, then the host's other ports.
-    fn wanted(&self, sidecars: &[Arc<Sidecar>]) -> BTreeMap<u16, Target> {
+    fn wanted(&mut self, sidecars: &[Arc<Sidecar>]) -> BTreeMap<u16, Target> {
         let mut wanted = BTreeMap::new();
         for car in sidecars {
             let ours = car.app == self.app && car.kind == Kind::Netns;
@@ -112,7 +121,10 @@ impl Outbound {
             }
         }
         if let Some(gateway) = self.gateway {
-            for port in host_ports(self.host_pid) {
+            if self.host.1.is_none_or(|at| at.elapsed() >= HOST_EVERY) {
+                self.host = (host_ports(self.host_pid), Some(Instant::now()));
+            }
+            for &port in &self.host.0 {
                 wanted
                     .entry(port)
                     .or_insert(Target::Host(SocketAddr::from((gateway, port))));
