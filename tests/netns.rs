@@ -25,7 +25,9 @@ fn go_server(home: &TestHome, app: &str, instance: &str, args: &[&str]) -> Wrapp
 fn ask(home: &TestHome, app: &str, instance: &str, path: &str) -> String {
     let socket = home.socket(app, instance, None);
     wait_for(&format!("{app}/{instance} to answer {path}"), || {
-        http_get(&socket, path).ok().filter(|(status, _)| *status == 200)
+        http_get(&socket, path)
+            .ok()
+            .filter(|(status, _)| *status == 200)
     })
     .1
 }
@@ -158,7 +160,15 @@ fn without_user_namespaces_wrap_bridges_and_says_why() {
     cmd.args(["--user", "--map-root-user", "sh", "-c"])
         .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" \"$@\"")
         .arg(common::agentfs_bin())
-        .args(["wrap", "--no-router", "--name", "web", "--instance", "a", "--"])
+        .args([
+            "wrap",
+            "--no-router",
+            "--name",
+            "web",
+            "--instance",
+            "a",
+            "--",
+        ])
         .arg(go::static_server())
         .env("AGENTFS_HOME", &home.dir);
     for var in agentfs_contract::env::INSTANCE_VARS {
@@ -168,7 +178,10 @@ fn without_user_namespaces_wrap_bridges_and_says_why() {
     let line = web.wait_stderr("behind a bridge");
     assert!(line.contains("no private network namespace"), "{line}");
     assert!(line.contains("max_user_namespaces is 0"), "{line}");
-    assert!(line.contains("fix: sysctl -w user.max_user_namespaces="), "{line}");
+    assert!(
+        line.contains("fix: sysctl -w user.max_user_namespaces="),
+        "{line}"
+    );
     assert_eq!(ask(&home, "web", "a", "/"), "go server of a\n");
     assert_eq!(home.wait_sidecar_json("web", "a", None)["kind"], "bridge");
 }
@@ -190,9 +203,13 @@ fn descendants(root: u32) -> Vec<u32> {
     let mut next = 0;
     while let Some(&pid) = tree.get(next) {
         next += 1;
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default();
-        tree.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        tree.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
     }
     tree
 }
@@ -220,11 +237,16 @@ fn killing_the_wrap_ends_everything_in_the_namespace() {
         .collect();
     // pasta runs as passt (or passt.avx2): one program under several names.
     assert!(names.iter().any(|n| n.starts_with("pas")), "{names:?}");
-    assert!(names.iter().any(|n| n.trim() == "server-static"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.trim() == "server-static"),
+        "{names:?}"
+    );
     web.signal(libc::SIGKILL);
     web.wait_exit();
     for pid in tree {
-        wait_for(&format!("process {pid} to end"), || (!runs(pid)).then_some(()));
+        wait_for(&format!("process {pid} to end"), || {
+            (!runs(pid)).then_some(())
+        });
     }
     wait_for("the instance's files to go", || {
         home.run_dir_files().is_empty().then_some(())
@@ -242,10 +264,18 @@ fn stop_ps_and_exit_codes_are_as_for_a_shimmed_app() {
     assert_eq!(rows[0]["status"], "live");
     assert_eq!(rows[0]["pid"], web.child.id());
     let stop = home.run(&["stop", "a.web"]);
-    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
     // Go dies of SIGTERM: 128 + 15, as wrap reports for a shimmed app.
     assert_eq!(web.wait_exit().code(), Some(143));
-    assert!(home.run_dir_files().is_empty(), "{:?}", home.run_dir_files());
+    assert!(
+        home.run_dir_files().is_empty(),
+        "{:?}",
+        home.run_dir_files()
+    );
 
     let mut exits = go_server(&home, "web", "b", &["--exit", "3"]);
     assert_eq!(exits.wait_exit().code(), Some(3));
@@ -287,7 +317,10 @@ fn doctor_says_whether_the_lane_works_and_why_not() {
     let check = doctor_netns_check(without);
     assert_eq!(check["status"], "warn", "{check}");
     assert!(
-        check["message"].as_str().unwrap().contains("max_user_namespaces is 0"),
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_user_namespaces is 0"),
         "{check}"
     );
     assert!(check["fix"].as_str().unwrap().contains("sysctl"), "{check}");
@@ -326,7 +359,16 @@ fn on_a_terminal_ctrl_c_and_sigterm_end_the_program_as_for_a_shimmed_app() {
             .output()
             .unwrap();
         let said = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(said.trim(), code, "{}", String::from_utf8_lossy(&output.stderr));
-        assert!(home.run_dir_files().is_empty(), "{:?}", home.run_dir_files());
+        assert_eq!(
+            said.trim(),
+            code,
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            home.run_dir_files().is_empty(),
+            "{:?}",
+            home.run_dir_files()
+        );
     }
 }

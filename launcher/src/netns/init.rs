@@ -55,7 +55,9 @@ pub fn run(args: InitArgs) -> Result<i32> {
     userns::enter(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
         .map_err(|r| anyhow!("{}: {}", r.reason, r.fix))?;
     let hosts = Hosts::install(&args.scratch, &owner.app, &owner.instance)
-        .map_err(|e| eprintln!("agentfs: *.localhost names will not resolve in the namespace: {e:#}"))
+        .map_err(|e| {
+            eprintln!("agentfs: *.localhost names will not resolve in the namespace: {e:#}")
+        })
         .ok();
     if let Err(why) = wait_for_go(&args.scratch) {
         eprintln!("agentfs: the namespace has no network ({why:#}); run wrap with --no-netns to bridge the app instead");
@@ -216,6 +218,7 @@ fn host_pid() -> Result<u32> {
 
 /// The parent of `pid`, as the host's `/proc` says.
 fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
+    let stat =
+        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
     agentfs_procs::tree::parent_of(&stat)
 }

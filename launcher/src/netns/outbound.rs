@@ -110,8 +110,7 @@ impl Outbound {
         let mut wanted = BTreeMap::new();
         for car in sidecars {
             let ours = car.app == self.app && car.kind == Kind::Netns;
-            if car.instance != self.instance || ours || car.kind == Kind::Manual || !car.listening
-            {
+            if car.instance != self.instance || ours || car.kind == Kind::Manual || !car.listening {
                 continue;
             }
             if liveness::socket_is_live(&car.socket) {

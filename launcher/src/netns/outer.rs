@@ -28,8 +28,9 @@ use super::{pasta, probe, userns, INIT_SUBCOMMAND};
 const NAMESPACE_WITHIN: Duration = Duration::from_secs(10);
 
 pub fn run(owner: u32, cmd: &[OsString]) -> Result<i32> {
-    let pasta_path = probe::find_in_path(probe::PASTA)
-        .ok_or_else(|| anyhow!("pasta is not installed: apt-get install passt, or run wrap with --no-netns"))?;
+    let pasta_path = probe::find_in_path(probe::PASTA).ok_or_else(|| {
+        anyhow!("pasta is not installed: apt-get install passt, or run wrap with --no-netns")
+    })?;
     userns::enter(CloneFlags::CLONE_NEWPID)
         .map_err(|r| anyhow!("{}: {}, or run wrap with --no-netns", r.reason, r.fix))?;
     let scratch = Scratch::create()?;
@@ -120,7 +121,8 @@ impl Scratch {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("agentfs-netns-{}-{nanos}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("agentfs-netns-{}-{nanos}", std::process::id()));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)

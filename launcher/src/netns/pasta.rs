@@ -18,8 +18,8 @@ use std::fs::File;
 use std::path::Path;
 use std::process::Stdio;
 
-use tokio::process::{Child, Command};
 use std::time::Duration;
+use tokio::process::{Child, Command};
 
 use tokio::time::Instant;
 
@@ -68,7 +68,10 @@ pub async fn ready(child: &mut Child, scratch: &Path) -> Result<()> {
         }
         if Instant::now() > deadline {
             let _ = child.start_kill();
-            bail!("pasta was not ready within {READY_WITHIN:?}: {}", last_words(scratch));
+            bail!(
+                "pasta was not ready within {READY_WITHIN:?}: {}",
+                last_words(scratch)
+            );
         }
         tokio::time::sleep(READY_POLL).await;
     }
@@ -78,8 +81,8 @@ pub async fn ready(child: &mut Child, scratch: &Path) -> Result<()> {
 fn last_words(scratch: &Path) -> String {
     let log = std::fs::read_to_string(scratch.join("pasta.log")).unwrap_or_default();
     log.lines()
-        .filter(|l| !l.trim().is_empty() && !l.contains("syslog"))
-        .last()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.contains("syslog"))
         .unwrap_or("no message")
         .to_owned()
 }

@@ -40,14 +40,23 @@ pub fn available() -> Result<PathBuf, Unavailable> {
             "apt-get install passt (or your system's passt package)",
         )
     })?;
-    let exe = std::env::current_exe()
-        .map_err(|e| Unavailable::new(format!("agentfs cannot find itself ({e})"), "reinstall agentfs"))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        Unavailable::new(
+            format!("agentfs cannot find itself ({e})"),
+            "reinstall agentfs",
+        )
+    })?;
     let output = Command::new(exe)
         .arg(super::PROBE_SUBCOMMAND)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
-        .map_err(|e| Unavailable::new(format!("the namespace probe did not start ({e})"), "run agentfs doctor"))?;
+        .map_err(|e| {
+            Unavailable::new(
+                format!("the namespace probe did not start ({e})"),
+                "run agentfs doctor",
+            )
+        })?;
     if output.status.success() {
         return Ok(pasta);
     }

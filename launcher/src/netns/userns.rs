@@ -92,6 +92,8 @@ mod tests {
             let refused = explain(errno, "unshare");
             assert!(!refused.reason.is_empty() && !refused.fix.is_empty());
         }
-        assert!(explain(Errno::ENOSPC, "unshare").fix.contains("max_user_namespaces"));
+        assert!(explain(Errno::ENOSPC, "unshare")
+            .fix
+            .contains("max_user_namespaces"));
     }
 }

@@ -71,7 +71,7 @@ fn run_in_lane(home: &Path) -> Result<(), String> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     Err(stderr
         .lines()
-        .last()
+        .next_back()
         .unwrap_or("it failed without a message")
         .trim_start_matches("agentfs: ")
         .to_owned())
