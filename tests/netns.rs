@@ -116,24 +116,30 @@ fn a_static_go_server_reaches_a_server_on_the_hosts_loopback() {
     let web = go_server(&home, "web", "a", &[]);
     web.wait_stderr("private network namespace");
     ask(&home, "web", "a", "/");
-    // Started after the namespace: the host's ports are followed as they come.
-    let host = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = host.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut conn in host.incoming().flatten() {
-            let mut request = [0u8; 1024];
-            let _ = conn.read(&mut request);
-            let _ = conn.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nthe host",
-            );
-        }
-    });
-    let path = format!("/fetch?url=http://localhost:{port}/");
-    let body = wait_for("the host's server to be reached", || {
-        let (_, body) = http_get(&home.socket("web", "a", None), &path).ok()?;
-        body.starts_with("200").then_some(body)
-    });
-    assert_eq!(body, "200 the host");
+    // Started after the namespace: the host's ports are followed as they
+    // come. One listens on IPv4 loopback, one on IPv6 loopback only.
+    for (bind, url_host) in [("127.0.0.1:0", "localhost"), ("[::1]:0", "[::1]")] {
+        let host = TcpListener::bind(bind).unwrap();
+        let port = host.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut conn in host.incoming().flatten() {
+                let mut request = [0u8; 1024];
+                let _ = conn.read(&mut request);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nthe host",
+                );
+            }
+        });
+        let path = format!("/fetch?url=http://{url_host}:{port}/");
+        let body = wait_for(
+            &format!("the host's server on {bind} to be reached"),
+            || {
+                let (_, body) = http_get(&home.socket("web", "a", None), &path).ok()?;
+                body.starts_with("200").then_some(body)
+            },
+        );
+        assert_eq!(body, "200 the host");
+    }
 }
 
 #[test]

@@ -33,9 +33,6 @@ pub struct InitArgs {
     /// The handshake directory `netns-run` made.
     #[arg(long)]
     pub scratch: PathBuf,
-    /// Pass SIGTERM and SIGHUP on to the program (they come to us alone).
-    #[arg(long)]
-    pub forward_signals: bool,
     #[arg(
         required = true,
         trailing_var_arg = true,
@@ -64,7 +61,6 @@ pub fn init(args: InitArgs) -> Result<i32> {
             owner: args.owner,
             parent: args.parent,
             scratch: args.scratch,
-            forward_signals: args.forward_signals,
             command: args.command,
         })
     }

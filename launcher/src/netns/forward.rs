@@ -34,15 +34,3 @@ pub async fn to_unix(mut client: TcpStream, socket: PathBuf) {
     let _ = client.set_nodelay(true);
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
-
-/// A connection from the namespace's loopback to the host's, through pasta.
-pub async fn tcp_to_tcp(mut client: TcpStream, target: SocketAddr) {
-    let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await;
-    let Ok(Ok(mut upstream)) = connected else {
-        let _ = client.shutdown().await;
-        return;
-    };
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-}

@@ -2,9 +2,10 @@
 //! mount namespaces (in a nested user namespace, for the capabilities the
 //! exec took away), binds the private hosts file, waits for pasta, starts
 //! the program, and then, until no process is left in the namespace:
-//! reaps every child and orphan, keeps the in and out forwarders current,
-//! and passes on the signals `netns-run` passes it. Exits with the
-//! program's status (128 + N when a signal N ended it).
+//! reaps every child and orphan, and keeps the in and out forwarders
+//! current. Exits with the program's status (128 + N when a signal N ended
+//! it). Signals: wrap's reaper sends them to the program itself; init
+//! catches them and lets them go ([`super::signals`]).
 //!
 //! It dies with `netns-run`: a parent-death SIGKILL, and a check that the
 //! parent is still the one that started it (it may have died before the
@@ -19,17 +20,19 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 
 use agentfs_contract::{env, rundir};
 
+use super::door;
+use super::handshake::wait_for_go;
 use super::hosts::Hosts;
 use super::inbound::{Inbound, Owner};
 use super::outbound::Outbound;
-use super::outer::{wait_for_go, Signals};
+use super::signals::Caught;
 use super::userns;
 
 /// How often the forwarders look for changes (and orphans are reaped, in
@@ -41,7 +44,6 @@ pub struct InitArgs {
     pub owner: u32,
     pub parent: u32,
     pub scratch: PathBuf,
-    pub forward_signals: bool,
     pub command: Vec<OsString>,
 }
 
@@ -71,9 +73,14 @@ pub fn run(args: InitArgs) -> Result<i32> {
         // starts, so which of them it may listen on does not depend on who
         // is first: none of them, as on one machine.
         // Caught before the program starts, so none is lost.
-        let caught = (signal(SignalKind::child())?, Signals::new()?);
+        let caught = (signal(SignalKind::child())?, Caught::new()?);
         let mut reader = rundir::Reader::new(owner.run_dir.clone());
-        let mut outbound = Outbound::new(owner.app.clone(), owner.instance.clone(), args.parent);
+        let mut outbound = Outbound::new(
+            owner.app.clone(),
+            owner.instance.clone(),
+            args.parent,
+            door::path(&args.scratch),
+        );
         outbound.update(&live_sidecars(&mut reader));
         let program = match spawn(&args.command) {
             Ok(pid) => pid,
@@ -85,7 +92,7 @@ pub fn run(args: InitArgs) -> Result<i32> {
             inbound: Inbound::new(owner, own_pid),
             hosts,
         };
-        supervise(program, forwarders, caught, args.forward_signals).await
+        supervise(program, forwarders, caught).await
     })
 }
 
@@ -108,12 +115,11 @@ impl Forwarders {
     }
 }
 
-/// Forwards, reaps and passes signals on until no process is left.
+/// Forwards and reaps until no process is left.
 async fn supervise(
     program: Pid,
     mut forwarders: Forwarders,
-    (mut children, mut signals): (tokio::signal::unix::Signal, Signals),
-    forward_signals: bool,
+    (mut children, mut signals): (tokio::signal::unix::Signal, Caught),
 ) -> Result<i32> {
     let mut tick = tokio::time::interval(TICK);
     let mut code = None;
@@ -121,9 +127,7 @@ async fn supervise(
         tokio::select! {
             _ = children.recv() => {}
             _ = tick.tick() => forwarders.tick(),
-            Some(sig) = signals.next() => if forward_signals {
-                let _ = kill(program, sig);
-            },
+            () = signals.next() => {}
         }
         if reap(program, &mut code) {
             break;

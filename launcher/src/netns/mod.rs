@@ -10,38 +10,48 @@
 //! - **out to its instance**: every port its instance serves in its other
 //!   apps is listened on at `127.0.0.1` and `::1` inside the namespace and
 //!   forwarded to that listener's socket, kept current ([`outbound`]).
-//! - **out to everything else**: `pasta` (Debian's `passt`, what rootless
-//!   Podman uses) gives the namespace the host's network and maps the
-//!   ports the host listens on into the namespace's loopback, so a database
-//!   on the host and the internet work as before ([`pasta`]).
+//! - **out to everything else**: every other port the host listens on is
+//!   listened on inside too and passed through `netns-run`, which stays in
+//!   the host's network namespace ([`door`]), so a database on the host is
+//!   reached at `localhost` as before; `pasta` (Debian's `passt`, what
+//!   rootless Podman uses) gives the namespace the host's network for the
+//!   rest, so the internet works as before ([`pasta`]).
 //! - `*.localhost` names of the live instances in `/etc/hosts`, for programs
 //!   that read it themselves (Go's own resolver), through a private mount
 //!   namespace: the host's file is never touched ([`hosts`]).
 //!
 //! The processes, and why each exists:
-//! - wrap starts `agentfs netns-run` as the app ([`outer`]). It makes a
-//!   user namespace (its uid and gid mapped to themselves) in which it may
-//!   make a PID namespace, and starts `agentfs netns-init`, the PID
-//!   namespace's init ([`init`]). It stays in the host's network namespace,
-//!   so it can start pasta there once init has made the network namespace;
-//!   pasta, its child, also lives in the PID namespace.
+//! - wrap starts `agentfs netns-run` as the app, under its reaper
+//!   ([`outer`]). It makes a user namespace (its uid and gid mapped to
+//!   themselves) in which it may make a PID namespace, and starts
+//!   `agentfs netns-init`, the PID namespace's init ([`init`]). It stays in
+//!   the host's network namespace, so it can start pasta there once init
+//!   has made the network namespace (pasta, its child, lives in the PID
+//!   namespace), and keep the door to the host's loopback open.
 //! - `netns-init` makes a nested user namespace with a network and a mount
 //!   namespace (unprivileged: the nested user namespace gives it the
-//!   capabilities the outer one lost at exec), waits for pasta, starts the
-//!   program, forwards, reaps every orphan, and exits with the program's
-//!   status once no process is left in the namespace.
+//!   capabilities the outer one lost at exec), waits for pasta ([`handshake`]),
+//!   starts the program, forwards, reaps every orphan, and exits with the
+//!   program's status once no process is left in the namespace.
+//! - Signals: wrap's reaper sends them to every process of the tree, the
+//!   program included; `netns-run` and init catch them and let them go
+//!   ([`signals`]).
 //!
 //! Ending: when a PID namespace's init dies the kernel kills everything in
 //! it, pasta included. init dies with `netns-run` (parent-death signal,
-//! checked once against a race), and `netns-run` dies with the app's process
-//! group as wrap and its watchdog end it. So nothing of the lane outlives a
-//! wrap, even one killed with SIGKILL, without any cleanup code having to run.
+//! checked once against a race), and `netns-run` is in the tree wrap's
+//! reaper ends when wrap ends, even by SIGKILL. So nothing of the lane
+//! outlives a wrap, without any cleanup code of the lane having to run.
 //!
 //! [`probe`] says whether the lane works here, and why not (wrap then
 //! bridges; doctor reports it).
 
 #[cfg(target_os = "linux")]
+mod door;
+#[cfg(target_os = "linux")]
 mod forward;
+#[cfg(target_os = "linux")]
+mod handshake;
 #[cfg(target_os = "linux")]
 mod hosts;
 #[cfg(target_os = "linux")]
@@ -55,6 +65,8 @@ pub mod outer;
 #[cfg(target_os = "linux")]
 mod pasta;
 pub mod probe;
+#[cfg(target_os = "linux")]
+mod signals;
 #[cfg(target_os = "linux")]
 mod userns;
 

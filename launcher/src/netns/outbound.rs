@@ -3,15 +3,17 @@
 //! everywhere), is listened on at `127.0.0.1` and `::1` inside the
 //! namespace and forwarded: an instance's port to that listener's socket
 //! (so the program's `localhost:8000` is its instance's API, as a shimmed
-//! program's connect is wired), a host's port through pasta to the host's
-//! loopback (so a database on the host is reached as before). The
-//! instance wins where both listen, as it does for a shimmed program.
+//! program's connect is wired), a host's port through `netns-run`'s door
+//! to the host's loopback (so a database on the host is reached as
+//! before). The instance wins where both listen, as it does for a shimmed
+//! program.
 //!
 //! Kept current on every tick, from the run directory and the host's
 //! `/proc/PID/net/tcp{,6}` (read through `netns-run`, which stays in the
 //! host's network namespace): a port nobody serves any more is closed, a
 //! new one opened. pasta could map the host's ports itself (`-T auto`), but
-//! the pasta Debian 12 ships does so only once, at start. An instance
+//! the pasta Debian 12 ships does so only once, at start, and pasta ends on
+//! the SIGTERM that tells the program to stop. An instance
 //! listener's liveness is its lock (held by its live owner): the
 //! run-directory reader's "still accepts" test reads `/proc/net/unix`,
 //! which from inside this namespace lists none of the host's sockets. A
@@ -32,7 +34,7 @@ use tokio::task::JoinHandle;
 use agentfs_contract::liveness;
 use agentfs_contract::sidecar::{Kind, Sidecar};
 
-use super::forward;
+use super::{door, forward};
 
 /// How often the host's listening ports are read again (pasta's own
 /// `-T auto`, where it rescans, does so every second).
@@ -43,8 +45,8 @@ const HOST_EVERY: Duration = Duration::from_secs(1);
 pub enum Target {
     /// A listener of the instance.
     Socket(PathBuf),
-    /// A port on the host's loopback, through pasta's gateway address.
-    Host(SocketAddr),
+    /// A port on the host's loopback, through `netns-run`'s door.
+    Host(u16),
 }
 
 /// Where each forwarded port leads now.
@@ -55,8 +57,8 @@ pub struct Outbound {
     instance: String,
     /// A process in the host's network namespace, whose tables list the host's ports.
     host_pid: u32,
-    /// pasta's gateway address, which leads to the host's loopback.
-    gateway: Option<Ipv4Addr>,
+    /// `netns-run`'s door to the host's loopback.
+    door: PathBuf,
     /// The host's ports as last read, and when: its tables list every
     /// connection too, so they are read at most once per [`HOST_EVERY`].
     host: (BTreeSet<u16>, Option<Instant>),
@@ -66,12 +68,12 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(app: String, instance: String, host_pid: u32) -> Outbound {
+    pub fn new(app: String, instance: String, host_pid: u32, door: PathBuf) -> Outbound {
         Outbound {
             app,
             instance,
             host_pid,
-            gateway: gateway(),
+            door,
             host: (BTreeSet::new(), None),
             targets: Arc::default(),
             listening: BTreeMap::new(),
@@ -119,15 +121,11 @@ impl Outbound {
                     .or_insert_with(|| Target::Socket(car.socket.clone()));
             }
         }
-        if let Some(gateway) = self.gateway {
-            if self.host.1.is_none_or(|at| at.elapsed() >= HOST_EVERY) {
-                self.host = (host_ports(self.host_pid), Some(Instant::now()));
-            }
-            for &port in &self.host.0 {
-                wanted
-                    .entry(port)
-                    .or_insert(Target::Host(SocketAddr::from((gateway, port))));
-            }
+        if self.host.1.is_none_or(|at| at.elapsed() >= HOST_EVERY) {
+            self.host = (host_ports(self.host_pid), Some(Instant::now()));
+        }
+        for &port in &self.host.0 {
+            wanted.entry(port).or_insert(Target::Host(port));
         }
         wanted
     }
@@ -144,7 +142,10 @@ impl Outbound {
                 listener.set_nonblocking(true).ok()?;
                 TcpListener::from_std(listener).ok()
             })
-            .map(|listener| tokio::spawn(accept_loop(listener, port, Arc::clone(&self.targets))))
+            .map(|listener| {
+                let targets = Arc::clone(&self.targets);
+                tokio::spawn(accept_loop(listener, port, targets, self.door.clone()))
+            })
             .collect()
     }
 }
@@ -157,7 +158,7 @@ impl Drop for Outbound {
     }
 }
 
-async fn accept_loop(listener: TcpListener, port: u16, targets: Targets) {
+async fn accept_loop(listener: TcpListener, port: u16, targets: Targets, door: PathBuf) {
     loop {
         match listener.accept().await {
             Ok((client, _)) => {
@@ -170,8 +171,8 @@ async fn accept_loop(listener: TcpListener, port: u16, targets: Targets) {
                     Some(Target::Socket(socket)) => {
                         tokio::spawn(forward::to_unix(client, socket));
                     }
-                    Some(Target::Host(addr)) => {
-                        tokio::spawn(forward::tcp_to_tcp(client, addr));
+                    Some(Target::Host(port)) => {
+                        tokio::spawn(door::through(client, door.clone(), port));
                     }
                     None => {}
                 }
@@ -190,17 +191,4 @@ fn host_ports(host_pid: u32) -> std::collections::BTreeSet<u16> {
         .filter(|(addr, _)| addr.ip().is_loopback() || addr.ip().is_unspecified())
         .map(|(addr, _)| addr.port())
         .collect()
-}
-
-/// The namespace's IPv4 default gateway (pasta's), from its routing table.
-fn gateway() -> Option<Ipv4Addr> {
-    let table = std::fs::read_to_string("/proc/self/net/route").ok()?;
-    table.lines().skip(1).find_map(|row| {
-        let cols: Vec<&str> = row.split_whitespace().collect();
-        if cols.get(1) != Some(&"00000000") {
-            return None;
-        }
-        let word = u32::from_str_radix(cols.get(2)?, 16).ok()?;
-        Some(Ipv4Addr::from(word.to_ne_bytes()))
-    })
 }

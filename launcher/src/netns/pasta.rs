@@ -1,16 +1,19 @@
 //! pasta, the user-mode network tool that connects the namespace to the
 //! host: it configures the namespace's interface and routes from the
-//! host's (the internet works as before), brings its loopback up, and
-//! maps its gateway address to the host's loopback, through which
-//! `outbound` reaches the host's ports. UDP ports the host listens on at
-//! start (a DNS stub on `127.0.0.53`) are mapped into the namespace
-//! (`-U auto`). Nothing is forwarded from the host into the namespace
-//! (`-t none -u none`): the program is reached through the run directory only.
+//! host's (the internet works as before) and brings its loopback up. UDP
+//! ports the host listens on at start (a DNS stub on `127.0.0.53`) are
+//! mapped into the namespace (`-U auto`). Nothing is forwarded from the
+//! host into the namespace (`-t none -u none`): the program is reached
+//! through the run directory only. The host's TCP ports are reached
+//! through `netns-run`'s door instead (`-T none`; see `door`).
 //!
 //! pasta runs in the foreground as a child of `netns-run`, in the PID
 //! namespace (so it dies with it) but the host's network namespace, in a
-//! process group of its own (so Ctrl-C and wrap's signals, meant for the
-//! program, do not take its network away while it shuts down). Started as
+//! process group of its own, started through `sh` with SIGINT and SIGHUP
+//! ignored (which pasta keeps): a Ctrl-C or a reload signal meant for the
+//! program must not take its network away. pasta exits on SIGTERM, which
+//! wrap's reaper sends every process of the tree when the app is told to
+//! stop; only the internet goes then, not the host's loopback. Started as
 //! root it would switch to `nobody`, who may not enter the namespace; as
 //! root it is told to stay root. It writes its pid file once it is ready.
 
@@ -33,8 +36,10 @@ const READY_POLL: Duration = Duration::from_millis(1);
 /// log in `scratch`.
 pub fn start(pasta: &Path, init_pid: u32, scratch: &Path) -> Result<Child> {
     let log = File::create(scratch.join("pasta.log"))?;
-    let mut command = Command::new(pasta);
+    let mut command = Command::new("sh");
     command
+        .args(["-c", "trap '' INT HUP; exec \"$0\" \"$@\""])
+        .arg(pasta)
         .args(["--config-net", "--foreground", "--quiet"])
         .args(["-t", "none", "-u", "none", "-T", "none", "-U", "auto"])
         .arg("--userns")
