@@ -282,6 +282,9 @@ fn stop_ps_and_exit_codes_are_as_for_a_shimmed_app() {
         "{:?}",
         home.run_dir_files()
     );
+    let logs = home.run(&["logs", "a.web"]);
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.contains("listening on [::]:8080"), "{logs}");
 
     let mut exits = go_server(&home, "web", "b", &["--exit", "3"]);
     assert_eq!(exits.wait_exit().code(), Some(3));

@@ -398,6 +398,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_namespace_lane_sidecar_says_netns_and_lives_beside_its_socket() {
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir = dir_tmp.path();
+        let sock_path = dir.join("web_a1.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+        let mut car = sample(sock_path.clone());
+        car.kind = Kind::Netns;
+        assert!(car.to_json().contains("\"kind\": \"netns\""));
+        car.write_atomic(&dir.join("web_a1.json")).unwrap();
+        assert_eq!(read_checked(&dir.join("web_a1.json"), dir).unwrap(), car);
+        car.socket = "/elsewhere/web_a1.sock".into();
+        car.write_atomic(&dir.join("web_a1.json")).unwrap();
+        assert!(matches!(
+            read_checked(&dir.join("web_a1.json"), dir),
+            Err(Rejected::SocketOutsideRunDir(_))
+        ));
+    }
+
+    #[test]
     fn a_sidecar_without_the_listening_field_counts_as_listening() {
         let mut value: serde_json::Value =
             serde_json::from_str(&sample("/r/web_a1.sock".into()).to_json()).unwrap();

@@ -119,7 +119,8 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
         if strips_children {
             eprintln!("agentfs: {}", launcher_hint(&args.command));
         }
-        if args.bridge || args.no_netns {
+        // macOS has no network namespaces: the bridge, as before.
+        if args.bridge || args.no_netns || !cfg!(target_os = "linux") {
             return bridge::run(&instance, &args.command, router_port, &reason);
         }
         return match netns::probe::available() {
