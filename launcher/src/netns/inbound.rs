@@ -1,17 +1,16 @@
 //! In: every TCP port the program listens on inside its namespace becomes a
 //! socket of its instance in the run directory, forwarded to that port.
 //!
-//! The namespace's `/proc/net/tcp{,6}` is read on every tick (a few hundred
-//! bytes); only when its listening sockets changed is the process tree
-//! asked which of them are the program's ([`procnet::tree_listeners`] from
-//! init down, init's own excluded): pasta also listens in the namespace,
-//! for the host's ports, and those are not the program's. The first port
+//! The namespace's listening sockets are asked of the kernel on every tick
+//! ([`Diag`], cheap); only when they changed is the process tree asked
+//! which of them are the program's (the socket inodes its processes hold;
+//! init's own listeners forward out of the namespace). The first port
 //! gets the instance's primary socket, later ones `{app}_{instance}_{port}`,
 //! as the shim names them. Each socket is claimed as the contract says (its
 //! lock held for its life, bound 0600, then its sidecar of kind `netns`),
 //! and its files go when the program stops listening there or init ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
@@ -24,6 +23,7 @@ use tokio::task::JoinHandle;
 use agentfs_contract::sidecar::{self, Kind, Sidecar};
 use agentfs_contract::{layout, liveness, naming};
 
+use super::diag::Diag;
 use super::forward;
 use crate::app::procnet;
 
@@ -43,6 +43,8 @@ pub struct Inbound {
     owner: Owner,
     /// init's pid as the host's `/proc` numbers it: the root of the tree.
     init_pid: u32,
+    /// Asks the namespace's listening sockets.
+    diag: Diag,
     /// The namespace's listening sockets at the last look.
     table: Vec<(SocketAddr, u64)>,
     served: BTreeMap<u16, Served>,
@@ -62,10 +64,11 @@ impl Drop for Served {
 }
 
 impl Inbound {
-    pub fn new(owner: Owner, init_pid: u32) -> Inbound {
+    pub fn new(owner: Owner, init_pid: u32, diag: Diag) -> Inbound {
         Inbound {
             owner,
             init_pid,
+            diag,
             table: Vec::new(),
             served: BTreeMap::new(),
         }
@@ -73,15 +76,19 @@ impl Inbound {
 
     /// One look: sockets made for new ports, removed for ports gone.
     pub fn poll(&mut self) {
-        let table = namespace_listeners();
+        let Ok(mut table) = self.diag.listeners() else {
+            return;
+        };
+        table.sort();
         if table == self.table {
             return;
         }
         self.table = table;
+        let programs = program_sockets(self.init_pid);
         let mut ports: BTreeMap<u16, SocketAddr> = BTreeMap::new();
-        for listener in procnet::tree_listeners(self.init_pid) {
-            if listener.pid != self.init_pid {
-                ports.entry(listener.addr.port()).or_insert(listener.addr);
+        for (addr, inode) in &self.table {
+            if programs.contains(inode) {
+                ports.entry(addr.port()).or_insert(*addr);
             }
         }
         self.served.retain(|port, _| ports.contains_key(port));
@@ -119,12 +126,22 @@ async fn accept_loop(listener: UnixListener, target: SocketAddr) {
     }
 }
 
-/// The listening rows of this network namespace's TCP tables.
-fn namespace_listeners() -> Vec<(SocketAddr, u64)> {
-    ["/proc/self/net/tcp", "/proc/self/net/tcp6"]
-        .iter()
-        .filter_map(|table| std::fs::read_to_string(table).ok())
-        .flat_map(|text| procnet::parse_listeners(&text))
+/// The socket inodes the program's processes hold: every process below
+/// init, not init itself.
+fn program_sockets(init_pid: u32) -> HashSet<u64> {
+    agentfs_procs::descendants(init_pid)
+        .into_iter()
+        .filter(|pid| *pid != init_pid)
+        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
+        .flat_map(|fds| fds.flatten())
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let text = target.to_str()?;
+            text.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 

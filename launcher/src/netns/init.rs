@@ -27,6 +27,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use agentfs_contract::{env, rundir};
 
+use super::diag::Diag;
 use super::door;
 use super::handshake::wait_for_go;
 use super::hosts::Hosts;
@@ -54,6 +55,8 @@ pub fn run(args: InitArgs) -> Result<i32> {
         return Ok(1);
     }
     let owner = owner_from_env(args.owner, &args.command)?;
+    // Opened here, it answers for the host's namespace after init has left it.
+    let host_diag = Diag::open()?;
     userns::enter(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
         .map_err(|r| anyhow!("{}: {}", r.reason, r.fix))?;
     let hosts = Hosts::install(&args.scratch, &owner.app, &owner.instance)
@@ -78,7 +81,7 @@ pub fn run(args: InitArgs) -> Result<i32> {
         let mut outbound = Outbound::new(
             owner.app.clone(),
             owner.instance.clone(),
-            args.parent,
+            host_diag,
             door::path(&args.scratch),
         );
         outbound.update(&live_sidecars(&mut reader));
@@ -89,7 +92,7 @@ pub fn run(args: InitArgs) -> Result<i32> {
         let forwarders = Forwarders {
             reader,
             outbound,
-            inbound: Inbound::new(owner, own_pid),
+            inbound: Inbound::new(owner, own_pid, Diag::open()?),
             hosts,
         };
         supervise(program, forwarders, caught).await

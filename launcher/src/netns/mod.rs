@@ -47,6 +47,8 @@
 //! bridges; doctor reports it).
 
 #[cfg(target_os = "linux")]
+mod diag;
+#[cfg(target_os = "linux")]
 mod door;
 #[cfg(target_os = "linux")]
 mod forward;

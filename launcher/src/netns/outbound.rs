@@ -9,8 +9,9 @@
 //! program.
 //!
 //! Kept current on every tick, from the run directory and the host's
-//! `/proc/PID/net/tcp{,6}` (read through `netns-run`, which stays in the
-//! host's network namespace): a port nobody serves any more is closed, a
+//! listening sockets (a [`Diag`] opened before init left the host's
+//! network namespace; asked at most once a second): a port nobody serves
+//! any more is closed, a
 //! new one opened. pasta could map the host's ports itself (`-T auto`), but
 //! the pasta Debian 12 ships does so only once, at start, and pasta ends on
 //! the SIGTERM that tells the program to stop. An instance
@@ -24,7 +25,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use crate::app::procnet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 use agentfs_contract::liveness;
 use agentfs_contract::sidecar::{Kind, Sidecar};
 
+use super::diag::Diag;
 use super::{door, forward};
 
 /// How often the host's listening ports are read again (pasta's own
@@ -55,12 +56,12 @@ type Targets = Arc<Mutex<BTreeMap<u16, Target>>>;
 pub struct Outbound {
     app: String,
     instance: String,
-    /// A process in the host's network namespace, whose tables list the host's ports.
-    host_pid: u32,
+    /// Asks the host's listening sockets (opened before init left the
+    /// host's network namespace).
+    host_diag: Diag,
     /// `netns-run`'s door to the host's loopback.
     door: PathBuf,
-    /// The host's ports as last read, and when: its tables list every
-    /// connection too, so they are read at most once per [`HOST_EVERY`].
+    /// The host's ports as last read, and when.
     host: (BTreeSet<u16>, Option<Instant>),
     targets: Targets,
     /// Accept loops by port, one per loopback address bound.
@@ -68,11 +69,11 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(app: String, instance: String, host_pid: u32, door: PathBuf) -> Outbound {
+    pub fn new(app: String, instance: String, host_diag: Diag, door: PathBuf) -> Outbound {
         Outbound {
             app,
             instance,
-            host_pid,
+            host_diag,
             door,
             host: (BTreeSet::new(), None),
             targets: Arc::default(),
@@ -122,7 +123,7 @@ impl Outbound {
             }
         }
         if self.host.1.is_none_or(|at| at.elapsed() >= HOST_EVERY) {
-            self.host = (host_ports(self.host_pid), Some(Instant::now()));
+            self.host = (host_ports(&self.host_diag), Some(Instant::now()));
         }
         for &port in &self.host.0 {
             wanted.entry(port).or_insert(Target::Host(port));
@@ -183,11 +184,10 @@ async fn accept_loop(listener: TcpListener, port: u16, targets: Targets, door: P
 }
 
 /// The ports the host listens on where a loopback connect reaches them.
-fn host_ports(host_pid: u32) -> std::collections::BTreeSet<u16> {
-    ["tcp", "tcp6"]
-        .iter()
-        .filter_map(|t| std::fs::read_to_string(format!("/proc/{host_pid}/net/{t}")).ok())
-        .flat_map(|text| procnet::parse_listeners(&text))
+fn host_ports(diag: &Diag) -> BTreeSet<u16> {
+    diag.listeners()
+        .unwrap_or_default()
+        .into_iter()
         .filter(|(addr, _)| addr.ip().is_loopback() || addr.ip().is_unspecified())
         .map(|(addr, _)| addr.port())
         .collect()
