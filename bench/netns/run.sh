@@ -15,9 +15,10 @@
 #           convert its listener: this is the shim's data path without it.
 #   bridge  the static build under `agentfs wrap --no-netns` (the old lane):
 #           router -> run-dir socket -> wrap's bridge -> TCP on the host
-# And start-up: the wall time of `agentfs wrap -- server --exit 0` in the
-# lane and with --no-netns (the bridge), STARTS times each, interleaved;
-# the difference of the medians is what the lane adds.
+# And start-up: from `agentfs wrap -- server` to the server's first answer
+# on its run-dir socket, in the lane and with --no-netns (the bridge),
+# STARTS times each, interleaved; the difference of the medians is what the
+# lane adds.
 #
 # Needs cargo, go (Debian's golang-go), wrk, pasta (passt). Everything lives
 # in a temp dir; nothing is left running.
@@ -91,16 +92,40 @@ for run in $(seq 1 "$RUNS"); do
   done
 done
 
-ms_now() { date +%s%N; }
+# Start-up: from `agentfs wrap` to the server's first answer on its socket
+# (polled every millisecond), then SIGTERM; microseconds. Instance s: in
+# instance a the lane's forwarder would hold port 8080 (the other lane
+# server's) before the program starts, as one machine would.
+first_answer() { # first_answer NAME [WRAP FLAGS...]
+  python3 - "$AGENTFS" "$AGENTFS_HOME/run/$1_s.sock" "$WORK/server-static" "$1" "${@:2}" <<'PY'
+import os, signal, socket, subprocess, sys, time
+agentfs, sock, server, name, flags = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+t0 = time.perf_counter()
+wrap = subprocess.Popen([agentfs, "wrap", "--no-router", *flags, "--name", name, "--instance", "s", "--", server],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+while True:
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(sock)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        if s.recv(64).startswith(b"HTTP/1.1 200"):
+            break
+    except OSError:
+        pass
+    finally:
+        s.close()
+    if time.perf_counter() - t0 > 20:
+        sys.exit("no answer within 20 s")
+    time.sleep(0.001)
+print(round((time.perf_counter() - t0) * 1e6))
+wrap.send_signal(signal.SIGTERM)
+wrap.wait()
+PY
+}
 declare -A START
 for _ in $(seq 1 "$STARTS"); do
-  for lane in lane bridge; do
-    flag=(); [ "$lane" = bridge ] && flag=(--no-netns)
-    t0=$(ms_now)
-    "$AGENTFS" wrap --no-router "${flag[@]}" --name start --instance a -- "$WORK/server-static" --exit 0 2>/dev/null
-    t1=$(ms_now)
-    START[$lane]+="$(( (t1 - t0) / 1000 )) "
-  done
+  START[lane]+="$(first_answer startlane) "
+  START[bridge]+="$(first_answer startbridge --no-netns) "
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -118,4 +143,4 @@ ratio lane shim
 ratio bridge shim
 ratio lane bridge
 lane_us=$(median <<<"${START[lane]}"); bridge_us=$(median <<<"${START[bridge]}")
-echo "start-up, wrap to exit of 'server --exit 0', median of $STARTS: lane $((lane_us / 1000)) ms, bridge $((bridge_us / 1000)) ms, the lane adds $(((lane_us - bridge_us) / 1000)) ms"
+echo "start-up, wrap to the server's first answer on its socket, median of $STARTS: lane $((lane_us / 1000)) ms, bridge $((bridge_us / 1000)) ms, the lane adds $(((lane_us - bridge_us) / 1000)) ms"
