@@ -89,14 +89,18 @@ impl Discovery {
             }
             let was_routed =
                 self.primary_found && self.primary.get().port() == listener.addr.port();
-            let why = self.report_shared(root, listener.addr, was_routed);
+            let (why, news) = self.shared(root, listener.addr, was_routed);
             if was_routed || !self.primary_found {
-                // Shared since it was found, or never routed: say why, and
-                // stop routing there.
+                // Shared since it was found, or never routed: stop routing
+                // there, and say why in the sidecar.
                 self.primary_found = false;
                 if let Err(err) = self.primary.unset(&why) {
                     eprintln!("agentfs: {err:#}");
                 }
+            }
+            // Said once the sidecar says it: whoever reads the line finds it so.
+            if let Some(news) = news {
+                eprintln!("{news}");
             }
         }
         for addr in &usable {
@@ -156,13 +160,18 @@ impl Discovery {
         }
     }
 
-    /// Says once that the app listens on a port another process shares,
-    /// naming that process; `was_routed`: the app was routed there until
-    /// now. Returns why it is not routed, for its sidecar.
-    fn report_shared(&mut self, root: u32, addr: SocketAddr, was_routed: bool) -> String {
+    /// Why the app is not routed to `addr`, a port another process shares
+    /// (naming that process), for its sidecar; and, the first time, the
+    /// line to tell the user. `was_routed`: the app was routed there until now.
+    fn shared(
+        &mut self,
+        root: u32,
+        addr: SocketAddr,
+        was_routed: bool,
+    ) -> (String, Option<String>) {
         let port = addr.port();
         if let Some(who) = self.reported.get(&port) {
-            return format!("port {port} is shared with {who}");
+            return (format!("port {port} is shared with {who}"), None);
         }
         let (app, id) = (&self.endpoint.app, &self.endpoint.instance);
         let who = other_bridged_instance(&self.run_dir, app, id, port)
@@ -175,12 +184,12 @@ impl Discovery {
         } else {
             format!("{app}/{id} listens on port {port}, and so does {who}")
         };
-        eprintln!(
+        let news = format!(
             "agentfs: {what}: connections there could reach either, so agentfs does not route \
              {app}/{id} to it. Make the app listen on $PORT instead (for Caddy, a Caddyfile whose \
              site address is :{{$PORT}})"
         );
-        format!("port {port} is shared with {who}")
+        (format!("port {port} is shared with {who}"), Some(news))
     }
 }
 
