@@ -7,6 +7,7 @@
 //!   logs/                   0700: each instance's output, {app}_{instance}.log (0600)
 //!   router.sock             the router's control socket (0600)
 //!   router-clients.sock     the router's port for processes of instances (0600)
+//!   ca/                     0700: the local CA, ca.pem and ca-key.pem (0600), bundle.pem
 //!   router.lock, router.log
 //! ```
 
@@ -109,6 +110,11 @@ pub fn is_router_socket(home: &Path, path: &Path) -> bool {
         (Ok(router), Ok(other)) => same(&router, &other),
         _ => path == router_socket(home),
     }
+}
+
+/// Where the local certificate authority lives (see the `agentfs-tls` crate).
+pub fn ca_dir(home: &Path) -> PathBuf {
+    home.join("ca")
 }
 
 /// The lock a running router holds.
