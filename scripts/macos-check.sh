@@ -370,18 +370,20 @@ WRAPPER
 
 # The agentfs binary embeds the universal shim; cargo check links nothing, so
 # no macOS SDK is needed (notify's FSEvents backend binds CoreServices
-# through objc2-core-services, plain Rust).
+# through objc2-core-services, plain Rust). ring (the TLS crypto) compiles C
+# in its build script even for a check: cargo-zigbuild's check and clippy
+# point the C compiler for the darwin targets at zig.
 for target in "${targets[@]}"; do
     cc_var=CC_${target//-/_}
     export "$cc_var=$(zig_cc "$target")"
     if [ -n "$built" ] && logged env AGENTFS_SHIM_PREBUILT="$universal" \
-        cargo check --workspace --target "$target"; then
+        cargo-zigbuild check --workspace --target "$target"; then
         ok "cargo check --workspace --target $target"
     else
         fail "cargo check --workspace --target $target"
     fi
     if [ -n "$built" ] && logged env AGENTFS_SHIM_PREBUILT="$universal" \
-        cargo clippy --workspace --target "$target" -- -D warnings; then
+        cargo-zigbuild clippy --workspace --target "$target" -- -D warnings; then
         ok "cargo clippy --workspace --target $target -- -D warnings"
     else
         fail "cargo clippy --workspace --target $target -- -D warnings"
