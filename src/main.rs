@@ -8,7 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use agentfs_launcher::commands::{
     agent_help, bridge, completions, doctor, down, exec, logs, mcp, netns, ps, reaper, restart,
-    route, router, stop, up, url, wait, wrap,
+    route, router, stop, trust, up, url, wait, wrap,
 };
 use agentfs_launcher::inject::{library::EmbeddedShim, stand_ins, unshim};
 
@@ -73,6 +73,10 @@ enum Command {
     /// The supervisor `agentfs up` starts for a stack.
     #[command(name = "stack-supervisor", hide = true)]
     StackSupervisor(up::SupervisorArgs),
+    /// Trust agentfs's local CA in this user's browsers and clients (--check: say where it is).
+    Trust(trust::TrustArgs),
+    /// Take agentfs's local CA out of every place `agentfs trust` put it.
+    Untrust(trust::UntrustArgs),
     /// Check whether each part of agentfs works on this machine, and say how to fix what does not.
     Doctor(doctor::DoctorArgs),
     /// The small server `agentfs doctor` starts under the shim.
@@ -124,6 +128,8 @@ fn main() {
         Command::Mcp(args) => mcp::run(args),
         Command::AgentHelp(args) => agent_help::run(args),
         Command::StackSupervisor(args) => up::supervise(args),
+        Command::Trust(args) => trust::run(args),
+        Command::Untrust(args) => trust::run_untrust(args),
         Command::Doctor(args) => doctor::run(args, &SHIM),
         Command::DoctorProbe(args) => doctor::probe::run(args),
         Command::Completions(args) => completions::run(args, Cli::command()),

@@ -19,6 +19,10 @@
 //!   per check, and its hidden probe (`agentfs doctor-probe`).
 //! - `completions`: `agentfs completions SHELL`, and the hidden
 //!   `complete-names` the scripts ask for NAMEs.
+//! - `trust`: `agentfs trust [--check]` and `agentfs untrust`: the local CA
+//!   where this user's browsers and clients look for roots.
+//! - `hosts`: `agentfs hosts sync | clean | check`: the live names in a
+//!   managed block of `/etc/hosts`.
 //! - `reaper`: the hidden `agentfs reaper`, the app's first process, which
 //!   keeps its process tree whole and ends it with wrap.
 //! - `up`, `wait`, `down`, `restart`: a work tree's stack as one unit (`up`
@@ -58,6 +62,12 @@
 //!   `library` the embedded shim written out, `stand_ins` interpreter
 //!   stand-ins, `unshim` agentfs re-executing itself without the shim.
 //!
+//! - `trust/`: the CA in NSS databases (`nss`), the system store
+//!   (`system`), macOS's login keychain (`keychain`); `command` runs their
+//!   tools with no input and a time limit.
+//! - `hosts/`: the managed block of a hosts file: what it lists, and
+//!   writing it in place of the old one without touching any other line.
+//!
 //! Whether a program can take the shim is decided by the `agentfs-injectable` crate.
 #![forbid(unsafe_code)]
 
@@ -69,3 +79,4 @@ mod instance;
 pub mod netns;
 mod router_process;
 mod stack;
+mod trust;

@@ -54,6 +54,18 @@ pub fn ensure(ca: &Ca, system: &Path) -> Result<PathBuf, CaError> {
     Ok(path)
 }
 
+/// Whether the bundle at `path` holds the CA's certificate.
+pub fn holds(path: &Path, ca: &Ca) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let Ok(pem) = fs::read(path) else {
+        return false;
+    };
+    CertificateDer::pem_slice_iter(&pem)
+        .filter_map(Result::ok)
+        .any(|der| der == *ca.cert_der())
+}
+
 fn contents(system: &[u8], ca: &Ca) -> Vec<u8> {
     let mut out = Vec::with_capacity(system.len() + ca.cert_pem().len() + 64);
     out.extend_from_slice(system);

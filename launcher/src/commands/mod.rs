@@ -17,6 +17,7 @@ pub mod restart;
 pub mod route;
 pub mod router;
 pub mod stop;
+pub mod trust;
 pub mod up;
 pub mod url;
 pub mod wait;
