@@ -7,8 +7,8 @@
 use clap::{CommandFactory, Parser, Subcommand};
 
 use agentfs_launcher::commands::{
-    agent_help, bridge, completions, doctor, down, exec, logs, mcp, netns, ps, reaper, restart,
-    route, router, stop, trust, up, url, wait, wrap,
+    agent_help, bridge, completions, doctor, down, exec, hosts, logs, mcp, netns, ps, reaper,
+    restart, route, router, stop, trust, up, url, wait, wrap,
 };
 use agentfs_launcher::inject::{library::EmbeddedShim, stand_ins, unshim};
 
@@ -73,6 +73,8 @@ enum Command {
     /// The supervisor `agentfs up` starts for a stack.
     #[command(name = "stack-supervisor", hide = true)]
     StackSupervisor(up::SupervisorArgs),
+    /// Keep the live names in a managed block of /etc/hosts (sync, clean, check).
+    Hosts(hosts::HostsArgs),
     /// Trust agentfs's local CA in this user's browsers and clients (--check: say where it is).
     Trust(trust::TrustArgs),
     /// Take agentfs's local CA out of every place `agentfs trust` put it.
@@ -128,6 +130,7 @@ fn main() {
         Command::Mcp(args) => mcp::run(args),
         Command::AgentHelp(args) => agent_help::run(args),
         Command::StackSupervisor(args) => up::supervise(args),
+        Command::Hosts(args) => hosts::run(args),
         Command::Trust(args) => trust::run(args),
         Command::Untrust(args) => trust::run_untrust(args),
         Command::Doctor(args) => doctor::run(args, &SHIM),

@@ -74,6 +74,7 @@
 mod app;
 mod bridge;
 pub mod commands;
+mod hosts;
 pub mod inject;
 mod instance;
 pub mod netns;

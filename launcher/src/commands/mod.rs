@@ -8,6 +8,7 @@ pub mod completions;
 pub mod doctor;
 pub mod down;
 pub mod exec;
+pub mod hosts;
 pub mod logs;
 pub mod mcp;
 pub mod netns;
