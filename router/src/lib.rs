@@ -45,6 +45,7 @@ pub mod callers;
 pub mod client;
 pub mod discovery;
 pub mod error;
+pub mod extended_connect;
 pub mod host;
 pub mod limits;
 pub mod listen;
@@ -53,6 +54,7 @@ pub mod reports;
 pub mod server;
 pub mod service;
 pub mod table;
+pub mod tls;
 pub mod upstream;
 pub mod watch;
 
