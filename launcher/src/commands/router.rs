@@ -18,6 +18,7 @@ use agentfs_router::{client, listen, Config, Listeners};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::hosts;
 use crate::router_process::{self, ensure_running, running, Launch, CALL_TIMEOUT, POLL_GAP};
 
 /// How long `stop` waits for the router to let go of its lock.
@@ -41,6 +42,11 @@ pub struct RouterArgs {
     /// Seconds an app may take to start its answer before the client gets a 504.
     #[arg(long, value_name = "SECS", default_value_t = agentfs_router::UPSTREAM_TIMEOUT.as_secs())]
     pub upstream_timeout: u64,
+    /// Keep the live names in a managed block of FILE (default /etc/hosts) while the
+    /// router runs, when this user may write it (see `agentfs hosts`).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true,
+          default_missing_value = crate::hosts::DEFAULT_FILE)]
+    pub sync_hosts: Option<std::path::PathBuf>,
     /// Where a background router logs (set by the one who starts it).
     #[arg(long, hide = true, value_name = "PATH")]
     pub log_file: Option<std::path::PathBuf>,
@@ -60,6 +66,7 @@ pub fn run(args: RouterArgs) -> Result<i32> {
         port: args.port,
         listen: args.listen,
         upstream_timeout: Duration::from_secs(args.upstream_timeout),
+        sync_hosts: args.sync_hosts,
     };
     match args.action {
         Some(RouterAction::Status) => status(&home),
@@ -127,6 +134,9 @@ fn run_foreground(home: &Path, launch: &Launch, log_file: Option<&Path>) -> Resu
             ..Config::for_home(home)
         };
         let router = agentfs_router::Router::start(config, listeners)?;
+        if let Some(file) = &launch.sync_hosts {
+            tokio::spawn(hosts::keep_current(file.clone(), router.routes()));
+        }
         let addrs: Vec<String> = router.http_addrs().iter().map(|a| a.to_string()).collect();
         tracing::info!(
             pid = std::process::id(),

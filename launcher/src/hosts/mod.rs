@@ -113,6 +113,40 @@ fn hosts_in_urls(value: &serde_json::Value) -> Vec<String> {
     found
 }
 
+/// The names a route table serves: the router's own and each route's.
+pub fn names_in(table: &agentfs_router::Table) -> Vec<String> {
+    let mut names: BTreeSet<String> = BTreeSet::from([ROUTER_NAME.to_owned()]);
+    names.extend(table.backends().flat_map(|b| urls::hostnames(&b.sidecar)));
+    names.into_iter().collect()
+}
+
+/// The router's `--sync-hosts`: rewrites the block of `path` whenever the
+/// live names change, until the router stops. A file this user may not
+/// write is said once per change of names, with the command that would
+/// write it.
+pub async fn keep_current(
+    path: PathBuf,
+    mut routes: tokio::sync::watch::Receiver<std::sync::Arc<agentfs_router::Table>>,
+) {
+    let mut written: Option<Vec<String>> = None;
+    loop {
+        let names = names_in(&routes.borrow_and_update());
+        if written.as_ref() != Some(&names) {
+            let (file, listed) = (path.clone(), names.clone());
+            let synced = tokio::task::spawn_blocking(move || sync(&file, Some(&listed))).await;
+            match synced {
+                Ok(Ok(_)) => tracing::info!(names = names.len(), "{} synced", path.display()),
+                Ok(Err(err)) => tracing::warn!("--sync-hosts: {err}"),
+                Err(err) => tracing::warn!(%err, "--sync-hosts failed"),
+            }
+            written = Some(names);
+        }
+        if routes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Writes the block for `names` into `path` (or takes it out, for `None`),
 /// unless the file already says exactly that.
 pub fn sync(path: &Path, names: Option<&[String]>) -> Result<Change, SyncError> {

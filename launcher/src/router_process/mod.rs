@@ -36,6 +36,8 @@ pub(crate) struct Launch {
     pub listen: Vec<IpAddr>,
     /// How long an app may take to start an answer.
     pub upstream_timeout: Duration,
+    /// The hosts file to keep the live names in, if any.
+    pub sync_hosts: Option<std::path::PathBuf>,
 }
 
 impl Default for Launch {
@@ -44,6 +46,7 @@ impl Default for Launch {
             port: None,
             listen: Vec::new(),
             upstream_timeout: agentfs_router::UPSTREAM_TIMEOUT,
+            sync_hosts: None,
         }
     }
 }
@@ -62,6 +65,9 @@ impl Launch {
         }
         let timeout = self.upstream_timeout.as_secs().to_string();
         flags.extend(["--upstream-timeout".to_owned(), timeout]);
+        if let Some(file) = &self.sync_hosts {
+            flags.push(format!("--sync-hosts={}", file.display()));
+        }
         flags
     }
 }

@@ -9,6 +9,7 @@
 //! - `shim_test`: a probe under the shim, end to end; [`probe`] is the
 //!   probe itself (`agentfs doctor-probe`, hidden).
 //! - `resolver`: whether this machine resolves `*.localhost` names.
+//! - `trust`: whether the local CA is trusted where `agentfs trust` puts it.
 //! - `interpreters`: whether node, python3, … in `PATH` can take the shim.
 //! - `netns`: whether programs the shim cannot enter get a private network
 //!   namespace here (Linux), tried end to end.
@@ -24,6 +25,7 @@ mod resolver;
 mod router;
 mod run_dir;
 mod shim_test;
+mod trust;
 
 use std::io::Write;
 
@@ -41,6 +43,8 @@ Checks, in order: $AGENTFS_HOME and the run directory; the router; the shim, by
 starting a small server under it (reached directly and through the router);
 whether this machine resolves *.localhost names; whether programs the shim cannot
 enter get a private network namespace (Linux); and whether node, python3, bun,
+whether this machine resolves *.localhost names; where the local CA is trusted
+(https); and whether node, python3, bun,
 deno, ruby and php in PATH can take the shim.
 
 Each line starts with ✔ (works), ! (works, with a caveat), ✘ (does not work:
@@ -73,6 +77,7 @@ pub fn run(args: DoctorArgs, shim: &EmbeddedShim) -> Result<i32> {
             report.add(shim_test::checks(&home, shim, router_port, usable));
             report.add(vec![resolver::check(&live_hosts(&home))]);
             report.add(vec![netns::check(&home)]);
+            report.add(vec![trust::check(&home)]);
         }
         Err(err) => report.add(vec![Check::fail(
             "home",

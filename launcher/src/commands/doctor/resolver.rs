@@ -100,12 +100,14 @@ fn fix(live: &[String], macos: bool) -> String {
     let lines = hosts_lines(live).join("\n");
     if macos {
         return format!(
-            "add these lines to /etc/hosts (`sudo nano /etc/hosts`; hosts files have no \
-             wildcards, and macOS has no setting that resolves all of *.localhost):\n{lines}"
+            "`agentfs hosts sync` (or `agentfs router --sync-hosts`) keeps these lines in \
+             /etc/hosts (hosts files have no wildcards, and macOS has no setting that \
+             resolves all of *.localhost):\n{lines}"
         );
     }
     format!(
-        "add these lines to /etc/hosts (hosts files have no wildcards: one line per name):\n\
+        "`agentfs hosts sync` (or `agentfs router --sync-hosts`) keeps these lines in \
+         /etc/hosts (hosts files have no wildcards: one line per name):\n\
          {lines}\nor resolve every *.localhost name: install libnss-myhostname and add \
          `myhostname` to the `hosts:` line of /etc/nsswitch.conf (systemd-resolved also does this)"
     )
