@@ -347,7 +347,7 @@ else
 fi
 
 # A C compiler for the darwin targets, for the build scripts that compile C
-# (signal-hook's siginfo reader): zig's clang, which brings the macOS headers.
+# (signal-hook's siginfo reader; ring, the TLS crypto): zig's clang, which brings the macOS headers.
 # cc-rs passes Apple's `-arch X` and clang's `--target=`, which zig spells
 # its own way: dropped, and zig's target given instead.
 zig_cc() {
@@ -370,20 +370,18 @@ WRAPPER
 
 # The agentfs binary embeds the universal shim; cargo check links nothing, so
 # no macOS SDK is needed (notify's FSEvents backend binds CoreServices
-# through objc2-core-services, plain Rust). ring (the TLS crypto) compiles C
-# in its build script even for a check: cargo-zigbuild's check and clippy
-# point the C compiler for the darwin targets at zig.
+# through objc2-core-services, plain Rust).
 for target in "${targets[@]}"; do
     cc_var=CC_${target//-/_}
     export "$cc_var=$(zig_cc "$target")"
     if [ -n "$built" ] && logged env AGENTFS_SHIM_PREBUILT="$universal" \
-        cargo-zigbuild check --workspace --target "$target"; then
+        cargo check --workspace --target "$target"; then
         ok "cargo check --workspace --target $target"
     else
         fail "cargo check --workspace --target $target"
     fi
     if [ -n "$built" ] && logged env AGENTFS_SHIM_PREBUILT="$universal" \
-        cargo-zigbuild clippy --workspace --target "$target" -- -D warnings; then
+        cargo clippy --workspace --target "$target" -- -D warnings; then
         ok "cargo clippy --workspace --target $target -- -D warnings"
     else
         fail "cargo clippy --workspace --target $target -- -D warnings"
