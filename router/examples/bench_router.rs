@@ -4,6 +4,7 @@
 //! `cargo run --release -p agentfs-router --example bench_router -- HOME PORT`
 //! expects `HOME/run/bench_a1.sock` to be listening already; it takes the
 //! socket's lock and writes its sidecar, as the shim would, then serves until killed.
+//! TLS too, on the same port, with a CA made in HOME.
 
 use std::path::PathBuf;
 
@@ -50,7 +51,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|n| n.parse().ok());
     let runtime = agentfs_router::runtime(workers)?;
     runtime.block_on(async {
-        let router = Router::start(Config::for_home(&home), listeners)?;
+        let config = Config {
+            tls: Some(agentfs_router::tls::config_for_home(&home)?),
+            ..Config::for_home(&home)
+        };
+        let router = Router::start(config, listeners)?;
         let mut routes = router.routes();
         routes.wait_for(|t| !t.apps.is_empty()).await?;
         println!("ready");

@@ -24,7 +24,8 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::server::Accept;
+use crate::server::{Accept, HEADER_READ_TIMEOUT};
+use crate::tls::{self, Opening};
 use crate::service::Peer;
 
 /// What a connection's first line starts with.
@@ -49,14 +50,22 @@ impl Accept for Callers {
         Ok((Preread::new(stream), (), tracing::debug_span!("caller")))
     }
 
-    async fn greet(mut stream: Self::Stream, (): ()) -> Option<(Self::Stream, Peer)> {
+    /// The first line, then a look at what the HTTP stream opens with
+    /// (TLS or not): read, and put back in front.
+    async fn greet(mut stream: Self::Stream, (): ()) -> Option<(Self::Stream, Peer, Opening)> {
         let read = tokio::time::timeout(PREAMBLE_TIMEOUT, preamble(&mut stream.inner)).await;
-        let Ok(Some((instance, rest))) = read else {
+        let Ok(Some((instance, mut rest))) = read else {
             tracing::debug!("no valid AGENTFS-INSTANCE line: closed");
             return None;
         };
+        if rest.is_empty() {
+            rest = tokio::time::timeout(HEADER_READ_TIMEOUT, first_bytes(&mut stream.inner))
+                .await
+                .ok()??;
+        }
+        let opening = tls::opening(&rest);
         stream.unread = rest;
-        Some((stream, Peer::Instance(instance.into())))
+        Some((stream, Peer::Instance(instance.into()), opening))
     }
 }
 
@@ -80,6 +89,15 @@ async fn preamble<R: AsyncRead + Unpin>(reader: &mut R) -> Option<(String, Bytes
         if filled == PREAMBLE_MAX {
             return None;
         }
+    }
+}
+
+/// The first bytes of the HTTP stream; `None` when the caller closed.
+async fn first_bytes<R: AsyncRead + Unpin>(reader: &mut R) -> Option<Bytes> {
+    let mut buf = [0u8; 24];
+    match reader.read(&mut buf).await {
+        Ok(n) if n > 0 => Some(Bytes::copy_from_slice(&buf[..n])),
+        _ => None,
     }
 }
 

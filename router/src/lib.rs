@@ -17,7 +17,10 @@
 //! - [`api`]: what the router says itself: the JSON API, the dashboard and
 //!   its event stream (`/api/events`), error pages; its own layout.
 //! - [`error`]: [`RouteError`], which knows its side and status code.
-//! - [`server`]: accept loops, the connection limit.
+//! - [`server`]: accept loops, the connection limit, HTTP/1.1 and HTTP/2.
+//! - [`tls`]: what a connection opens with (TLS or not), the handshake.
+//! - [`extended_connect`]: WebSockets over HTTP/2 (RFC 8441) as the app's
+//!   HTTP/1.1 upgrades.
 //! - [`callers`]: the callers socket, where processes of instances say which
 //!   instance they are, so `APP.localhost` reaches their own.
 //! - [`limits`]: how many connections, from the descriptor limit.
@@ -94,6 +97,9 @@ pub struct Config {
     /// How long an instance may take to start its answer before the client
     /// is answered 504; see [`UPSTREAM_TIMEOUT`].
     pub upstream_timeout: Duration,
+    /// TLS on the HTTP ports and the callers socket (certificates from the
+    /// home's CA, see [`tls`]); `None` serves plain HTTP only.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The most client connections served at once; see [`limits`].
     /// [`Config::for_home`] derives it from the descriptor limit, raising
     /// the process's soft limit toward the hard one on the way.
@@ -114,6 +120,7 @@ impl Config {
             run_dir: layout::run_dir(home),
             reconcile: discovery::RECONCILE_INTERVAL,
             upstream_timeout: UPSTREAM_TIMEOUT,
+            tls: None,
             max_connections: limits::connection_limit(),
             callers_socket: Some(layout::router_clients_socket(home)),
         }
@@ -270,6 +277,7 @@ fn shared_state(
         started: Instant::now(),
         stopping: stopping.clone(),
         upstream_timeout: config.upstream_timeout,
+        tls: config.tls.clone(),
     })
 }
 

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use crate::affinity;
 use crate::body::ResBody;
 use crate::error::RouteError;
+use crate::extended_connect;
 use crate::table::Backend;
 use crate::upstream::exchange::{ClientBody, Outgoing};
 use crate::upstream::retry::Route;
@@ -67,6 +68,8 @@ pub struct Forward<'a> {
     /// Whether the name is shared by the app's instances, so a client is
     /// kept on one (see [`affinity`]).
     pub sticky: bool,
+    /// Whether the client came over TLS (`X-Forwarded-Proto: https`).
+    pub secure: bool,
 }
 
 /// Whether this request already went through this router, or through too many.
@@ -81,6 +84,11 @@ pub async fn forward(
     mut req: Request<Incoming>,
     candidates: &[Arc<Backend>],
 ) -> Result<Response<ResBody>, RouteError> {
+    // A WebSocket over HTTP/2 goes to the app as an HTTP/1.1 upgrade.
+    let websocket_h2 = extended_connect::is_websocket(&req);
+    if websocket_h2 {
+        extended_connect::to_upgrade(&mut req);
+    }
     let chosen = affinity::take(req.headers_mut());
     let preferred = match (&chosen, ctx.sticky) {
         (Some(name), true) => candidates.iter().find(|b| b.sidecar.instance == *name),
@@ -106,6 +114,9 @@ pub async fn forward(
         resp.headers_mut(),
         head.status == StatusCode::SWITCHING_PROTOCOLS,
     );
+    if websocket_h2 {
+        extended_connect::to_stream_answer(&mut resp);
+    }
     if ctx.sticky && chosen.as_deref() != Some(backend.sidecar.instance.as_str()) {
         if let Some(cookie) = &backend.cookie {
             resp.headers_mut().append(SET_COOKIE, cookie.clone());
@@ -236,7 +247,8 @@ fn prepare(mut req: Request<Incoming>, ctx: &Forward<'_>) -> Result<Outgoing, Ro
     };
     headers.insert(&X_FORWARDED_FOR, forwarded_for);
     headers.insert(&X_FORWARDED_HOST, host);
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let proto = if ctx.secure { "https" } else { "http" };
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     headers.append(&VIA, ctx.via.clone());
     let body = (!body.is_end_stream()).then(|| frame_body(headers, body));
     Ok(Outgoing {

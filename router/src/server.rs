@@ -1,11 +1,14 @@
-//! Accepting connections and serving HTTP/1.1 on them, with keep-alive and
+//! Accepting connections and serving HTTP on them, with keep-alive and
 //! upgrades. At stop, each open connection finishes the request in progress
 //! and closes; the caller waits for them through the [`TaskTracker`].
 //!
-//! At most `Config::max_connections` are served at once (see
+//! The TCP port and the callers socket serve plain HTTP/1.1 and TLS, told
+//! apart by the first byte of the HTTP stream (see [`tls`](crate::tls));
+//! over TLS, ALPN chooses HTTP/2 or HTTP/1.1. At most
+//! `Config::max_connections` are served at once (see
 //! [`limits`](crate::limits)); one more is answered 503 and closed. A client
-//! speaking HTTP/2 without asking first (prior knowledge) is told in its own
-//! protocol that this router speaks HTTP/1.1 only.
+//! speaking HTTP/2 in the clear without asking first (prior knowledge) is
+//! told in its own protocol to use HTTP/1.1 there (HTTP/2 is served over TLS).
 
 use std::future::Future;
 use std::io;
@@ -15,9 +18,9 @@ use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use hyper::header::HeaderValue;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -26,9 +29,11 @@ use tracing::Instrument;
 
 use crate::limits::Throttle;
 use crate::service::{handle, Peer, State};
+use crate::tls::{self, Opening};
 
-/// A client has this long to send a request's headers (slow-loris guard).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client has this long to send a request's headers (slow-loris guard),
+/// and to finish a TLS handshake.
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Pause after an accept error (such as running out of descriptors) so the
 /// loop does not spin while the condition lasts.
@@ -43,8 +48,14 @@ const MAX_REFUSING: usize = 512;
 /// How long a refused client gets to read its answer before the close.
 const REFUSE_LINGER: Duration = Duration::from_secs(1);
 
-/// The start of HTTP/2's connection preface (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Streams one HTTP/2 connection may have open at once (each holds a
+/// request in progress, as one HTTP/1.1 connection holds one).
+const H2_MAX_STREAMS: u32 = 256;
+
+/// How often an idle HTTP/2 connection is pinged, and how long the answer
+/// may take before the connection is taken for dead.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(30);
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A listener the router serves: how a connection is accepted, what it must
 /// say before HTTP starts, and who is on the other end. TCP clients get
@@ -59,12 +70,12 @@ pub trait Accept: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = io::Result<(Self::Stream, Self::Accepted, tracing::Span)>> + Send;
 
-    /// What happens on a new connection before HTTP, on its own task:
-    /// `None` when it is closed there.
+    /// What happens on a new connection before HTTP, on its own task, and
+    /// what the HTTP stream opens with: `None` when it is closed there.
     fn greet(
         stream: Self::Stream,
         accepted: Self::Accepted,
-    ) -> impl Future<Output = Option<(Self::Stream, Peer)>> + Send;
+    ) -> impl Future<Output = Option<(Self::Stream, Peer, Opening)>> + Send;
 }
 
 impl Accept for TcpListener {
@@ -81,27 +92,16 @@ impl Accept for TcpListener {
         Ok((stream, client, span))
     }
 
-    /// A client that opens with HTTP/2's preface instead of HTTP/1 is told
-    /// in HTTP/2 to use HTTP/1.1, and closed.
-    async fn greet(mut stream: TcpStream, client: HeaderValue) -> Option<(TcpStream, Peer)> {
-        if speaks_h2(&stream).await {
-            tracing::debug!("HTTP/2 without upgrade: told to use HTTP/1.1");
-            say_and_close(&mut stream, &h2_goaway()).await;
-            return None;
-        }
-        Some((stream, Peer::Http(client)))
-    }
-}
-
-/// Whether the client opened with HTTP/2's preface: a look at the first
-/// bytes without taking them (one peek per connection). An HTTP/1 request
-/// never starts like the preface.
-async fn speaks_h2(stream: &TcpStream) -> bool {
-    let mut first = [0u8; 24];
-    let peeked = tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await;
-    match peeked {
-        Ok(Ok(n)) if n >= 3 => H2_PREFACE.starts_with(&first[..n]),
-        _ => false,
+    /// What the client opens with, from a look at its first bytes without
+    /// taking them (one peek per connection).
+    async fn greet(stream: TcpStream, client: HeaderValue) -> Option<(TcpStream, Peer, Opening)> {
+        let mut first = [0u8; 24];
+        let peeked = tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await;
+        let opening = match peeked {
+            Ok(Ok(n)) if n > 0 => tls::opening(&first[..n]),
+            _ => Opening::Http1,
+        };
+        Some((stream, Peer::Http(client), opening))
     }
 }
 
@@ -114,8 +114,9 @@ impl Accept for UnixListener {
         Ok((stream, (), tracing::debug_span!("control")))
     }
 
-    async fn greet(stream: UnixStream, (): ()) -> Option<(UnixStream, Peer)> {
-        Some((stream, Peer::Control))
+    /// The control socket speaks plain HTTP/1.1 only.
+    async fn greet(stream: UnixStream, (): ()) -> Option<(UnixStream, Peer, Opening)> {
+        Some((stream, Peer::Control, Opening::Http1))
     }
 }
 
@@ -241,14 +242,53 @@ async fn serve_conn<L: Accept>(
     state: Arc<State>,
     accepted: L::Accepted,
     _permit: OwnedSemaphorePermit,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    // Boxed: awaited in place, it would make every connection's task
-    // larger for its whole life, though it is done with at once.
-    let Some((stream, peer)) = Box::pin(L::greet(stream, accepted)).await else {
+    // Boxed, as are the TLS and HTTP/2 paths: awaited in place, they would
+    // make every plain connection's task larger for its whole life.
+    let Some((mut stream, peer, opening)) = Box::pin(L::greet(stream, accepted)).await else {
         return;
     };
-    let service = service_fn(move |req| handle(Arc::clone(&state), req, peer.clone()));
+    match opening {
+        Opening::Http1 => serve_http1(stream, state, peer, false, stop).await,
+        Opening::Tls => Box::pin(serve_tls(stream, state, peer, stop)).await,
+        Opening::H2 => {
+            tracing::debug!("HTTP/2 without TLS: told to use HTTP/1.1");
+            Box::pin(say_and_close(&mut stream, &h2_goaway())).await;
+        }
+    }
+}
+
+/// A TLS connection: the handshake, then HTTP/2 or HTTP/1.1 as ALPN chose.
+async fn serve_tls<S>(stream: S, state: Arc<State>, peer: Peer, stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(config) = state.tls.clone() else {
+        tracing::debug!("TLS, but this router has no certificate authority: closed");
+        return;
+    };
+    let Some(secured) = tls::handshake(stream, &config, HEADER_READ_TIMEOUT).await else {
+        return;
+    };
+    if secured.h2 {
+        serve_h2(secured.stream, state, peer, stop).await;
+    } else {
+        serve_http1(secured.stream, state, peer, true, stop).await;
+    }
+}
+
+/// HTTP/1.1, with keep-alive and upgrades.
+async fn serve_http1<S>(
+    stream: S,
+    state: Arc<State>,
+    peer: Peer,
+    secure: bool,
+    stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(Arc::clone(&state), req, peer.clone(), secure));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -258,6 +298,58 @@ async fn serve_conn<L: Accept>(
         .writev(false)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
+    until_stopped(conn, stop).await;
+}
+
+/// HTTP/2 (over TLS), with WebSockets by extended CONNECT (RFC 8441).
+async fn serve_h2<S>(stream: S, state: Arc<State>, peer: Peer, stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(Arc::clone(&state), req, peer.clone(), true));
+    let conn = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .enable_connect_protocol()
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .keep_alive_interval(H2_KEEP_ALIVE)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    until_stopped(conn, stop).await;
+}
+
+/// A connection of either version, which can be asked to end gracefully.
+trait Graceful: Future<Output = hyper::Result<()>> {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S> Graceful for http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, E> Graceful for http2::Connection<I, S, E>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self);
+    }
+}
+
+/// Serves `conn` until it ends or, once `stop` turns true, until its
+/// requests in progress are answered (an idle connection closes at once).
+async fn until_stopped(conn: impl Graceful, mut stop: watch::Receiver<bool>) {
     let mut conn = std::pin::pin!(conn);
     let ended = tokio::select! {
         ended = conn.as_mut() => Some(ended),
@@ -266,7 +358,6 @@ async fn serve_conn<L: Accept>(
     let ended = match ended {
         Some(ended) => ended,
         None => {
-            // An idle connection closes at once, a busy one after its answer.
             conn.as_mut().graceful_shutdown();
             conn.await
         }

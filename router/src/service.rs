@@ -21,6 +21,7 @@ use tokio::sync::{watch, Notify};
 use crate::api::{self, About};
 use crate::body::ResBody;
 use crate::error::RouteError;
+use crate::extended_connect;
 use crate::host::{self, Target};
 use crate::proxy::{self, Forward};
 use crate::table::{Table, Unrouted};
@@ -44,6 +45,8 @@ pub struct State {
     pub stopping: watch::Receiver<bool>,
     /// How long an instance may take to start its answer.
     pub upstream_timeout: Duration,
+    /// TLS on the HTTP port, when the router has a certificate authority.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Where a request came in.
@@ -63,10 +66,12 @@ pub enum Peer {
 static LOOPBACK: HeaderValue = HeaderValue::from_static("127.0.0.1");
 
 /// Answers one request; errors become pages, so this never fails.
+/// `secure`: it came over TLS.
 pub async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
     peer: Peer,
+    secure: bool,
 ) -> Result<Response<ResBody>, Infallible> {
     let table = state.table.borrow().clone();
     let about = About {
@@ -83,7 +88,11 @@ pub async fn handle(
         Peer::Instance(instance) => (&LOOPBACK, Some(&**instance)),
     };
     let as_json = api::wants_json(req.headers(), req.uri().path());
-    let origin = Origin { client, caller };
+    let origin = Origin {
+        client,
+        caller,
+        secure,
+    };
     let resp = match route(&state, &table, req, &origin, &about).await {
         Ok(resp) => resp,
         Err(err) => {
@@ -122,6 +131,8 @@ struct Origin<'a> {
     client: &'a HeaderValue,
     /// The instance the caller runs in, if it said so on the callers socket.
     caller: Option<&'a str>,
+    /// Whether it came over TLS.
+    secure: bool,
 }
 
 async fn route(
@@ -131,7 +142,9 @@ async fn route(
     origin: &Origin<'_>,
     about: &About<'_>,
 ) -> Result<Response<ResBody>, RouteError> {
-    if req.method() == Method::CONNECT {
+    // CONNECT is refused (no forward proxy), except HTTP/2's extended
+    // CONNECT for a WebSocket (RFC 8441), which is a request to an app.
+    if req.method() == Method::CONNECT && !extended_connect::is_websocket(&req) {
         return Err(RouteError::MethodNotAllowed("CONNECT".into()));
     }
     // Two Host headers leave it open which name the request is for: a
@@ -175,6 +188,7 @@ async fn route(
         poke: &state.poke,
         timeout: state.upstream_timeout,
         sticky,
+        secure: origin.secure,
     };
     proxy::forward(&ctx, req, candidates).await
 }

@@ -10,6 +10,7 @@
 //! `localhost` gets 421 over plain HTTP.
 
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,23 @@ pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// A fatal `unrecognized_name` alert (RFC 6066 §3), as a TLS record: sent
 /// before any key is agreed, so in the clear.
 const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
+
+/// The TLS configuration for the router of `home`: its CA, made now if it
+/// does not exist yet, and leaves minted from it.
+pub fn config_for_home(home: &Path) -> Result<Arc<ServerConfig>, SetupError> {
+    let ca = agentfs_tls::Ca::open_or_create(home)?;
+    let leaves = Arc::new(agentfs_tls::Leaves::new(ca)?);
+    Ok(agentfs_tls::server_config(leaves)?)
+}
+
+/// Why the router cannot serve TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("the local certificate authority cannot be used: {0}")]
+    Ca(#[from] agentfs_tls::CaError),
+    #[error("TLS cannot be set up: {0}")]
+    Rustls(#[from] rustls::Error),
+}
 
 /// What a connection opened with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -129,8 +129,10 @@ fn run_foreground(home: &Path, launch: &Launch, log_file: Option<&Path>) -> Resu
     };
     let runtime = agentfs_router::runtime(None)?;
     runtime.block_on(async {
+        let tls = agentfs_router::tls::config_for_home(home)?;
         let config = Config {
             upstream_timeout: launch.upstream_timeout,
+            tls: Some(tls),
             ..Config::for_home(home)
         };
         let router = agentfs_router::Router::start(config, listeners)?;
