@@ -25,8 +25,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::server::{Accept, HEADER_READ_TIMEOUT};
-use crate::tls::{self, Opening};
 use crate::service::Peer;
+use crate::tls::{self, Opening};
 
 /// What a connection's first line starts with.
 pub const PREAMBLE_PREFIX: &[u8] = b"AGENTFS-INSTANCE ";

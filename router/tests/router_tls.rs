@@ -3,7 +3,8 @@
 //! with `X-Forwarded-Proto: https`; plain HTTP on the same port; a WebSocket
 //! over HTTP/2 (RFC 8441 extended CONNECT) reaching the app as an HTTP/1.1
 //! upgrade and echoing frames; a name outside `localhost` refused in the
-//! handshake.
+//! handshake; TLS on the callers socket after its first line, still routed
+//! by the caller's instance.
 
 mod common;
 
@@ -45,6 +46,15 @@ async fn connect(
     name: &str,
     alpn: &[u8],
 ) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    secure(home, tcp, name, alpn).await
+}
+
+/// TLS over `io`, as [`connect`].
+async fn secure<IO>(home: &Home, io: IO, name: &str, alpn: &[u8]) -> std::io::Result<TlsStream<IO>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let ca = agentfs_tls::Ca::open(&home.dir).unwrap().unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.cert_der().clone()).unwrap();
@@ -55,16 +65,18 @@ async fn connect(
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     let name = ServerName::try_from(name.to_owned()).unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
+        .connect(name, io)
         .await
 }
 
 type H2 = hyper::client::conn::http2::SendRequest<Empty<Bytes>>;
 
-async fn h2(stream: TlsStream<TcpStream>) -> H2 {
+async fn h2<IO>(stream: TlsStream<IO>) -> H2
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -196,5 +208,47 @@ async fn a_name_outside_localhost_gets_no_certificate() {
     // Without a name (by address), the loopback certificate.
     let by_address = connect(&home, router.port, "127.0.0.1", b"h2").await;
     assert!(by_address.is_ok(), "{by_address:?}");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn tls_on_the_callers_socket_is_routed_by_the_callers_instance() {
+    let home = Home::new();
+    let _instances = [
+        Instance::spawn(&home, "api", "a1", 8080),
+        Instance::spawn(&home, "api", "b1", 8080),
+    ];
+    let tls = agentfs_router::tls::config_for_home(&home.dir).unwrap();
+    let router = TestRouter::start_with(&home, |config| config.tls = Some(tls));
+    router.wait_instances("api", 2).await;
+    for (instance, alpn) in [("a1", &b"h2"[..]), ("b1", b"h2"), ("b1", b"http/1.1")] {
+        let socket = agentfs_contract::layout::router_clients_socket(&home.dir);
+        let mut unix = tokio::net::UnixStream::connect(socket).await.unwrap();
+        let line = format!("AGENTFS-INSTANCE {instance}\n");
+        unix.write_all(line.as_bytes()).await.unwrap();
+        let stream = secure(&home, unix, "api.localhost", alpn).await.unwrap();
+        let body = if alpn == b"h2" {
+            let mut sender = h2(stream).await;
+            let req = Request::get("https://api.localhost/")
+                .body(Empty::new())
+                .unwrap();
+            let resp = sender.send_request(req).await.unwrap();
+            resp.into_body().collect().await.unwrap().to_bytes()
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let req = Request::get("/")
+                .header("host", "api.localhost")
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let resp = sender.send_request(req).await.unwrap();
+            resp.into_body().collect().await.unwrap().to_bytes()
+        };
+        let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(seen["instance"], instance, "{seen}");
+        assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
+    }
     router.stop().await;
 }
