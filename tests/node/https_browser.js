@@ -1,7 +1,8 @@
 // Loads a Vite page over https in headless Chromium with no certificate
 // flags (the CA must be trusted through $HOME/.pki/nssdb), and reports as
 // JSON: the page's protocol (nextHopProtocol), whether Vite's HMR WebSocket
-// connected, and whether an edit to main.js hot-updated the page.
+// connected and the status its handshake got (200: over HTTP/2), and
+// whether an edit to main.js hot-updated the page.
 //
 // Usage: HOME=DIR node https_browser.js URL MAIN_JS
 const fs = require("fs");
@@ -24,6 +25,12 @@ const WAIT = 20000;
   const result = { protocol: null, text: null, connected: false, updated: false, errors: [] };
   try {
     const page = await browser.newPage();
+    // How the HMR WebSocket's handshake was answered: 101 over HTTP/1.1,
+    // 200 over HTTP/2 (an extended CONNECT, RFC 8441).
+    const cdp = await page.createCDPSession();
+    await cdp.send("Network.enable");
+    result.wsStatus = [];
+    cdp.on("Network.webSocketHandshakeResponseReceived", (e) => result.wsStatus.push(e.response.status));
     const log = [];
     page.on("console", (msg) => log.push(msg.text()));
     page.on("response", (r) => {
