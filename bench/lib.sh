@@ -18,5 +18,5 @@ bench_cleanup() {
   if declare -F bench_at_exit >/dev/null; then bench_at_exit; fi
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
