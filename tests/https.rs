@@ -194,6 +194,32 @@ fn a_ca_variable_the_user_set_is_left_alone_and_said_under_agentfs_log() {
     );
 }
 
+#[test]
+fn tls_from_inside_an_instance_reaches_its_own_instance_of_the_app() {
+    let home = TestHome::new();
+    let router = TestRouter::start(&home);
+    let _apps = ["a", "b"].map(|id| home.wrap("web", id, &Fixture::Node.command(&["3000"])));
+    router.wait_instances("web", 2);
+    let own = home.wait_sidecar("web", "b", None).pid;
+    let script = format!(
+        "(async () => {{ for (let i = 0; i < 6; i++) {{ \
+         const r = await fetch('https://web.localhost:{}/'); \
+         console.log('pid', (await r.json()).pid, r.status); }} }})()",
+        router.port
+    );
+    let mut command = home.agentfs(&["exec", "--instance", "b", "--", "node", "-e", &script]);
+    for var in CA_VARS {
+        command.env_remove(var);
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let answers: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(answers.len(), 6, "{}", text(&out));
+    for answer in answers {
+        assert_eq!(answer, format!("pid {own} 200"), "{}", text(&out));
+    }
+}
+
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
