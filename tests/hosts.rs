@@ -77,3 +77,29 @@ fn a_block_without_an_end_is_refused_and_the_file_left_alone() {
     assert!(said.contains("no `# END agentfs` line"), "{said}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 }
+
+#[test]
+fn the_router_keeps_the_block_current_with_sync_hosts() {
+    let home = TestHome::new();
+    let file = home.dir.join("hosts");
+    std::fs::write(&file, FOREIGN_TOP).unwrap();
+    let flag = format!("--sync-hosts={}", file.display());
+    let _router = common::router::TestRouter::start_with_args(&home, &[&flag]);
+    let listed = |name: &str| {
+        let text = std::fs::read_to_string(&file).unwrap();
+        text.lines().any(|l| l == format!("127.0.0.1 {name}"))
+    };
+    common::wait_for("the router's own name in the block", || {
+        listed("agentfs.localhost").then_some(())
+    });
+    let app = home.wrap("shop", "green", &Fixture::Node.command(&["3000"]));
+    common::wait_for("green's names in the block", || {
+        listed("green.shop.localhost").then_some(())
+    });
+    drop(app);
+    common::wait_for("green's names out of the block", || {
+        (!listed("green.shop.localhost")).then_some(())
+    });
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with(FOREIGN_TOP), "{text}");
+}

@@ -73,7 +73,11 @@ impl Leaves {
     /// The certificate for `subject`: cached while it has more than
     /// [`RENEW_BEFORE`] left, else minted now.
     pub fn get(&self, subject: &Subject) -> Result<Arc<CertifiedKey>, CaError> {
-        let now = OffsetDateTime::now_utc();
+        self.get_at(subject, OffsetDateTime::now_utc())
+    }
+
+    /// [`Leaves::get`] as of `now`.
+    fn get_at(&self, subject: &Subject, now: OffsetDateTime) -> Result<Arc<CertifiedKey>, CaError> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(cached) = cache.by_subject.get(subject) {
             if cached.not_after - now > RENEW_BEFORE {
@@ -141,4 +145,53 @@ pub fn server_config(leaves: Arc<Leaves>) -> Result<Arc<ServerConfig>, rustls::E
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     config.ticketer = provider::Ticketer::new()?;
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use time::Duration;
+
+    fn leaves() -> (tempfile::TempDir, Leaves) {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let ca = Ca::open_or_create(home.path()).unwrap();
+        (home, Leaves::new(ca).unwrap())
+    }
+
+    #[test]
+    fn a_leaf_is_kept_then_renewed_before_it_expires() {
+        let (_home, leaves) = leaves();
+        let web = Subject::for_sni("web.localhost").unwrap();
+        let t0 = OffsetDateTime::now_utc();
+        let first = leaves.get_at(&web, t0).unwrap();
+        let later = leaves.get_at(&web, t0 + Duration::days(4)).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &later),
+            "cached while more than 2 days are left"
+        );
+        let renewed = leaves
+            .get_at(&web, t0 + Duration::hours(5 * 24 + 12))
+            .unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &renewed),
+            "renewed with less than 2 days left"
+        );
+        assert_ne!(first.cert[0], renewed.cert[0]);
+        assert_eq!(leaves.cached(), 1);
+    }
+
+    #[test]
+    fn each_name_gets_its_own_leaf() {
+        let (_home, leaves) = leaves();
+        let a = leaves
+            .get(&Subject::for_sni("blue.shop.localhost").unwrap())
+            .unwrap();
+        let b = leaves
+            .get(&Subject::for_sni("3000.blue.shop.localhost").unwrap())
+            .unwrap();
+        assert_ne!(a.cert[0], b.cert[0]);
+        assert_eq!(leaves.cached(), 2);
+    }
 }
