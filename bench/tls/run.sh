@@ -8,7 +8,9 @@
 #   bench/tls/run.sh [RUNS] [SECONDS] [CONNECTIONS] [STREAMS]   (defaults: 3 5 50 10)
 #
 # STREAMS is h2load's concurrent streams per connection (-m). PROXIES limits
-# the proxies driven (default "router haproxy nginx"). Needs Debian's
+# the proxies driven (default "router haproxy nginx"). BEFORE_ROUTER=path
+# to another bench_router build adds it as proxy "before" (its own home
+# and CA, same backend), for before/after in one run. Needs Debian's
 # haproxy nginx wrk nghttp2-client (installed with apt-get if missing),
 # openssl and cargo. Everything lives in a temp dir; nothing is left running.
 set -euo pipefail
@@ -33,12 +35,17 @@ export PATH="$PATH:/usr/sbin"
 echo "building the router (release)..." >&2
 (cd "$ROOT" && cargo build -q --release -p agentfs-router --examples)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+ROUTER_BIN=${ROUTER_BIN:-$TARGET/release/examples/bench_router}
 
 HOME_DIR="$WORK/home"
 RUN="$HOME_DIR/run"
 mkdir -p "$RUN" && chmod 700 "$HOME_DIR" "$RUN"
 SOCK="$RUN/bench_a1.sock"
 PROXIES=${PROXIES:-router haproxy nginx}
+BEFORE=${BEFORE_ROUTER:-}
+[ -n "$BEFORE" ] && PROXIES="before $PROXIES"
+HOME_B="$WORK/home-before"
+mkdir -p "$HOME_B/run" && chmod 700 "$HOME_B" "$HOME_B/run"
 NAME=a1.bench.localhost
 
 # The backend: nginx answering a small fixed body on a Unix socket.
@@ -51,6 +58,7 @@ http {
   access_log off;
   server {
     listen unix:$SOCK;
+    listen unix:$HOME_B/run/bench_a1.sock;
     location / { return 200 "hello from the backend\n"; }
   }
 }
@@ -66,12 +74,16 @@ wait_for() { # wait_for DESCRIPTION COMMAND...: up to 10 s
 }
 wait_for "backend socket" test -S "$SOCK"
 
-P_ROUTER=$(free_port); P_HAPROXY=$(free_port); P_NGINX=$(free_port)
+P_ROUTER=$(free_port); P_HAPROXY=$(free_port); P_NGINX=$(free_port); P_BEFORE=$(free_port)
 
 # The router makes its CA in HOME on start; nginx and haproxy get a leaf
 # for the same name from that CA, signed with openssl.
-"$TARGET/release/examples/bench_router" "$HOME_DIR" "$P_ROUTER" >"$WORK/router.out" & ROUTER_PID=$!; PIDS+=($ROUTER_PID)
+"$ROUTER_BIN" "$HOME_DIR" "$P_ROUTER" >"$WORK/router.out" & ROUTER_PID=$!; PIDS+=($ROUTER_PID)
 wait_for "router" grep -q ready "$WORK/router.out"
+if [ -n "$BEFORE" ]; then
+  "$BEFORE" "$HOME_B" "$P_BEFORE" >"$WORK/before.out" & PIDS+=($!)
+  wait_for "before router" grep -q ready "$WORK/before.out"
+fi
 CA="$HOME_DIR/ca/ca.pem"
 openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/leaf.key"
 openssl req -new -key "$WORK/leaf.key" -subj "/CN=$NAME" -out "$WORK/leaf.csr" 2>/dev/null
@@ -129,11 +141,14 @@ CONF
 nginx -c "$WORK/nginx.conf" -g 'daemon off;' & PIDS+=($!)
 
 port_of() {
-  case $1 in router) echo "$P_ROUTER" ;; haproxy) echo "$P_HAPROXY" ;; nginx) echo "$P_NGINX" ;; esac
+  case $1 in
+    router) echo "$P_ROUTER" ;; haproxy) echo "$P_HAPROXY" ;; nginx) echo "$P_NGINX" ;; before) echo "$P_BEFORE" ;;
+  esac
 }
 for name in $PROXIES; do
   p=$(port_of "$name")
-  wait_for "$name on $p" curl -sf --cacert "$CA" --resolve "$NAME:$p:127.0.0.1" "https://$NAME:$p/"
+  ca=$CA; [ "$name" = before ] && ca="$HOME_B/ca/ca.pem"
+  wait_for "$name on $p" curl -sf --cacert "$ca" --resolve "$NAME:$p:127.0.0.1" "https://$NAME:$p/"
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

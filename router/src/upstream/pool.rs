@@ -9,7 +9,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::conn::Conn;
 
 /// Idle connections kept per socket; more than this are closed when freed.
-const MAX_IDLE: usize = 128;
+/// One HTTP/2 client connection alone may have 256 requests in progress
+/// (`server::H2_MAX_STREAMS`), each on an instance connection of its own:
+/// keeping fewer than a burst needs closes most of them after it and opens
+/// them again on the next (at 128, HTTP/2 throughput was 0.65x of what it
+/// is at 512, BENCHMARKS.md). An idle connection holds its socket and a
+/// read buffer of up to 16 KiB.
+const MAX_IDLE: usize = 512;
 
 /// The idle connections to one socket, shared with the answers that give them back.
 #[derive(Clone, Debug, Default)]
