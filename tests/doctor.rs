@@ -316,3 +316,37 @@ fn an_uninjectable_interpreter_first_in_path_is_named_with_the_reason() {
     let (_, plain) = doctor(&home, &[]);
     assert_ne!(status(&plain, "interpreter.node"), "warn", "{plain:#}");
 }
+
+#[test]
+fn where_the_local_ca_is_trusted_is_reported() {
+    if std::process::Command::new("certutil")
+        .arg("-H")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: certutil (libnss3-tools) is not installed");
+        return;
+    }
+    let home = TestHome::new();
+    let user = home.dir.join("user");
+    std::fs::create_dir_all(&user).unwrap();
+    let env = [("HOME", user.as_os_str())];
+    let (_, before) = doctor(&home, &env);
+    assert_eq!(status(&before, "trust"), "skipped", "no CA yet: {before:#}");
+    let trusted = home
+        .agentfs(&["trust", "--no-system"])
+        .env("HOME", &user)
+        .output()
+        .unwrap();
+    assert!(trusted.status.success());
+    let (_, after) = doctor(&home, &env);
+    let trust = check(&after, "trust");
+    // As root, doctor looks at the system store too, which this test leaves alone.
+    let root = agentfs_contract::layout::current_uid() == 0;
+    assert_eq!(
+        trust["status"],
+        if root { "warn" } else { "ok" },
+        "{trust:#}"
+    );
+    assert!(text(&trust["message"]).contains(".pki/nssdb"), "{trust:#}");
+}

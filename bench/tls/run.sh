@@ -122,7 +122,8 @@ http {
   # Its default of 1,000 requests per connection ends h2load's connections
   # (h2load does not reconnect): as many as the others serve.
   keepalive_requests 10000000;
-  upstream be { server unix:$SOCK; keepalive 128; }
+  # As many idle backend connections as the router keeps (512).
+  upstream be { server unix:$SOCK; keepalive 512; }
   server {
     listen 127.0.0.1:$P_NGINX ssl http2;
     ssl_protocols TLSv1.3;

@@ -77,7 +77,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[i
 echo "cold loads, median of $RUNS (ms), $(nproc) cores, $(chromium --version 2>/dev/null | head -1):"
 for n in "${SIZES[@]}"; do
   # shellcheck disable=SC2086
-  json=$(cd "$ROOT/tests/node" && HOME="$USER_HOME" node "$ROOT/bench/tls/page_load.js" "$RUNS" ${URLS[$n]})
+  json=$(NODE_PATH="$NODE_MODULES" HOME="$USER_HOME" node "$ROOT/bench/tls/page_load.js" "$RUNS" ${URLS[$n]})
   read -r direct h1 h2 <<<"${URLS[$n]}"
   line() { python3 -c "import json,sys; r=json.loads(sys.argv[1])[sys.argv[2]]; print(' '.join(map(str,r['ms'])), r['protocol'])" "$json" "$1"; }
   read -r -a d <<<"$(line "$direct")"; read -r -a a1 <<<"$(line "$h1")"; read -r -a a2 <<<"$(line "$h2")"

@@ -306,7 +306,11 @@ async fn serve_h2<S>(stream: S, state: Arc<State>, peer: Peer, stop: watch::Rece
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| handle(Arc::clone(&state), req, peer.clone(), true));
+    // Boxed: hyper spawns each stream's future as a task of its own, and
+    // moving the whole request future into every task cost more than one
+    // allocation (BENCHMARKS.md).
+    let service =
+        service_fn(move |req| Box::pin(handle(Arc::clone(&state), req, peer.clone(), true)));
     let conn = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .enable_connect_protocol()
