@@ -51,17 +51,22 @@ pub fn check(home: &Path) -> Check {
         )
         .with_details(details);
     }
+    let trusted = if trusted.is_empty() {
+        String::new()
+    } else {
+        format!("; trusted in {}", trusted.join(", "))
+    };
+    let missing = if missing.is_empty() {
+        "any place looked at".to_owned()
+    } else {
+        missing.join(", ")
+    };
     Check::warn(
         "trust",
         format!(
-            "https: {} is not trusted in {}: browsers there warn on https://…localhost \
-             (wrapped apps trust it anyway)",
+            "https: {} is not trusted in {missing}: clients that read it there refuse \
+             https://…localhost (wrapped apps trust it anyway){trusted}",
             ca.name(),
-            if missing.is_empty() {
-                "any place looked at".to_owned()
-            } else {
-                missing.join(", ")
-            }
         ),
         "agentfs trust",
     )
