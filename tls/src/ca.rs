@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use agentfs_contract::layout::{self, LayoutError};
 use rcgen::{
     BasicConstraints, CertificateParams, CidrSubnet, DnType, GeneralSubtree, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, NameConstraints, PublicKeyData,
+    KeyUsagePurpose, NameConstraints, PublicKeyData, SerialNumber,
 };
 use rustls::pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
@@ -225,7 +225,7 @@ fn ca_params(name: &str, now: OffsetDateTime) -> CertificateParams {
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_before = now - Duration::hours(1);
     params.not_after = now + CA_VALIDITY;
-    params.serial_number = Some(crate::leaf::random_serial());
+    params.serial_number = Some(random_serial());
     params.name_constraints = Some(NameConstraints {
         // A dNSName subtree `localhost` permits `localhost` and every name
         // below it (RFC 5280 §4.2.1.10). The IP subtrees keep the address
@@ -330,6 +330,18 @@ pub fn pem_body(pem: &str) -> Option<Vec<u8>> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// 16 random bytes, positive as a DER integer.
+pub(crate) fn random_serial() -> SerialNumber {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system's random source works");
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x01;
+    SerialNumber::from_slice(&bytes)
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

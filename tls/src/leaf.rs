@@ -9,12 +9,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rcgen::{
     CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
 };
 use rustls::pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
-use crate::ca::{Ca, CaError};
+use crate::ca::{random_serial, Ca, CaError};
 
 /// How long a leaf is valid. Short, so nothing depends on one for long;
 /// see [`RENEW_BEFORE`].
@@ -125,18 +124,6 @@ pub fn mint(
         chain: vec![cert.der().clone(), ca.cert_der().clone()],
         not_after: params.not_after,
     })
-}
-
-/// 16 random bytes, positive as a DER integer.
-pub(crate) fn random_serial() -> SerialNumber {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system's random source works");
-    bytes[0] &= 0x7f;
-    bytes[0] |= 0x01;
-    SerialNumber::from_slice(&bytes)
 }
 
 #[cfg(test)]
