@@ -52,6 +52,9 @@
 //!   exit code). Beside them, for an app seen from outside: `procnet` (the
 //!   ports a process tree listens on, from `/proc`) and `process_group`
 //!   (what `stop` signals).
+//! - `hosts/`: the managed block of a hosts file: what it lists (from the
+//!   run directory, or the router), and writing it in place of the old one
+//!   without touching any other line.
 //! - `router_process/`: the router of this `AGENTFS_HOME` as a process:
 //!   found over its control socket, started in the background; `log` its
 //!   log, bounded for a background router.
@@ -61,12 +64,9 @@
 //! - [`inject`]: the shim into an app's processes and out of agentfs's own:
 //!   `library` the embedded shim written out, `stand_ins` interpreter
 //!   stand-ins, `unshim` agentfs re-executing itself without the shim.
-//!
 //! - `trust/`: the CA in NSS databases (`nss`), the system store
 //!   (`system`), macOS's login keychain (`keychain`); `command` runs their
 //!   tools with no input and a time limit.
-//! - `hosts/`: the managed block of a hosts file: what it lists, and
-//!   writing it in place of the old one without touching any other line.
 //!
 //! Whether a program can take the shim is decided by the `agentfs-injectable` crate.
 #![forbid(unsafe_code)]
