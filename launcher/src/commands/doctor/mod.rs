@@ -42,10 +42,9 @@ use report::Check;
 Checks, in order: $AGENTFS_HOME and the run directory; the router; the shim, by
 starting a small server under it (reached directly and through the router);
 whether this machine resolves *.localhost names; whether programs the shim cannot
-enter get a private network namespace (Linux); and whether node, python3, bun,
-whether this machine resolves *.localhost names; where the local CA is trusted
-(https); and whether node, python3, bun,
-deno, ruby and php in PATH can take the shim.
+enter get a private network namespace (Linux); where the local CA is trusted
+(https); and whether node, python3, bun, deno, ruby and php in PATH can take the
+shim.
 
 Each line starts with ✔ (works), ! (works, with a caveat), ✘ (does not work:
 doctor then exits 1) or - (not tried), and each problem is followed by its fix.")]
