@@ -195,6 +195,32 @@ fn a_ca_variable_the_user_set_is_left_alone_and_said_under_agentfs_log() {
 }
 
 #[test]
+fn programs_the_shim_cannot_enter_trust_the_ca_too() {
+    let home = TestHome::new();
+    // --bridge (and the namespace lane, for programs the shim cannot enter)
+    // run the program without the shim: its TLS clients still trust the CA.
+    let mut command = home.agentfs(&["wrap", "--no-router", "--bridge", "--name", "b", "--"]);
+    command.args([
+        "sh",
+        "-c",
+        "echo \"NODE=$NODE_EXTRA_CA_CERTS SSL=$SSL_CERT_FILE\"",
+    ]);
+    for var in CA_VARS {
+        command.env_remove(var);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("NODE={} ", ca(&home).display())),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("SSL= ") && !stdout.trim_end().ends_with("SSL="),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn tls_from_inside_an_instance_reaches_its_own_instance_of_the_app() {
     let home = TestHome::new();
     let router = TestRouter::start(&home);

@@ -83,7 +83,8 @@ async fn bridged(
     let mut bridges = JoinSet::new();
     let discovery = Discovery::new(endpoint, primary.target_handle(), instance.run_dir.clone());
     bridges.spawn(primary.serve(until_stopped(stopped.clone())));
-    let command = command(cmd, port)?;
+    let mut command = command(cmd, port)?;
+    crate::inject::preload::trust_the_ca(&mut command, &instance.home);
     let code = match App::spawn(instance, command, router_port, false)? {
         Ok(app) => {
             // The tree to search is the app's, not ours: wrap's own children

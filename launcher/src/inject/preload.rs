@@ -65,8 +65,9 @@ pub const BUNDLE_VARS: [&str; 3] = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL
 /// does not exist yet), so `https://…localhost` through the router works
 /// with no flags. A variable the user set is left alone (said under
 /// `AGENTFS_LOG`); a CA that cannot be had is said and skipped: the app
-/// runs as it would without it.
-fn trust_the_ca(command: &mut tokio::process::Command, home: &Path) {
+/// runs as it would without it. Programs the shim cannot enter (bridged,
+/// or in the namespace lane) get the same.
+pub fn trust_the_ca(command: &mut tokio::process::Command, home: &Path) {
     let ca = match Ca::open_or_create(home) {
         Ok(ca) => ca,
         Err(err) => {

@@ -101,6 +101,7 @@ pub fn run(
         .arg(std::process::id().to_string())
         .arg("--")
         .args(cmd);
+    crate::inject::preload::trust_the_ca(&mut command, &instance.home);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
