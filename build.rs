@@ -23,7 +23,7 @@ fn main() {
     };
     println!("cargo:rustc-env=AGENTFS_SHIM_FILE_NAME={file_name}");
     println!("cargo:rerun-if-env-changed=AGENTFS_SHIM_PREBUILT");
-    for dir in ["shim", "contract"] {
+    for dir in ["shim", "contract", "procs"] {
         println!(
             "cargo:rerun-if-changed={}",
             manifest_dir.join(dir).display()

@@ -67,6 +67,7 @@
 //! - `trust/`: the CA in NSS databases (`nss`), the system store
 //!   (`system`), macOS's login keychain (`keychain`); `command` runs their
 //!   tools with no input and a time limit.
+//! - `table`: plain-text tables for `ps` and a stack's report.
 //!
 //! Whether a program can take the shim is decided by the `agentfs-injectable` crate.
 #![forbid(unsafe_code)]
@@ -80,4 +81,5 @@ mod instance;
 pub mod netns;
 mod router_process;
 mod stack;
+mod table;
 mod trust;

@@ -82,9 +82,10 @@ pub fn tcp_listeners(_pids: &[u32]) -> Vec<(SocketAddr, u32)> {
     Vec::new()
 }
 
-/// The descriptors of `pid` that are sockets.
+/// The descriptors of `pid` that are sockets (the shim asks it of its own
+/// process, for listeners inherited across exec).
 #[cfg(target_os = "macos")]
-fn socket_fds(pid: u32) -> Vec<i32> {
+pub fn socket_fds(pid: u32) -> Vec<i32> {
     const MAX_LISTED: usize = 4096;
     let Ok(pid) = libc::c_int::try_from(pid) else {
         return Vec::new();

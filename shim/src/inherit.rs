@@ -97,24 +97,5 @@ fn open_descriptors() -> Vec<RawFd> {
 /// The descriptors open in this process that are sockets.
 #[cfg(target_os = "macos")]
 fn open_descriptors() -> Vec<RawFd> {
-    const MAX_LISTED: usize = 4096;
-    let mut fds: Vec<libc::proc_fdinfo> = Vec::with_capacity(MAX_LISTED);
-    let room = (MAX_LISTED * std::mem::size_of::<libc::proc_fdinfo>()) as libc::c_int;
-    // SAFETY: the buffer has room for MAX_LISTED entries, as `room` says.
-    let bytes = unsafe {
-        libc::proc_pidinfo(
-            libc::getpid(),
-            libc::PROC_PIDLISTFDS,
-            0,
-            fds.as_mut_ptr().cast(),
-            room,
-        )
-    };
-    let count = usize::try_from(bytes).unwrap_or(0) / std::mem::size_of::<libc::proc_fdinfo>();
-    // SAFETY: proc_pidinfo initialised `count` entries.
-    unsafe { fds.set_len(count.min(MAX_LISTED)) };
-    fds.iter()
-        .filter(|info| info.proc_fdtype == libc::PROX_FDTYPE_SOCKET as u32)
-        .map(|info| info.proc_fd)
-        .collect()
+    agentfs_procs::sockets::socket_fds(sys::getpid())
 }

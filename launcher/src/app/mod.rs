@@ -108,6 +108,28 @@ impl App {
         })
     }
 
+    /// Runs `command` as `instance` to its end on a runtime of its own:
+    /// started ([`App::spawn`]), waited for, and the instance's stale files
+    /// removed. Returns the code to exit with.
+    pub fn run(
+        instance: &Instance,
+        command: tokio::process::Command,
+        router_port: Option<u16>,
+        shimmed: bool,
+    ) -> Result<i32> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let code = runtime.block_on(async {
+            match App::spawn(instance, command, router_port, shimmed)? {
+                Ok(app) => app.wait().await,
+                Err(code) => Ok(code),
+            }
+        });
+        instance.remove_stale_files();
+        code
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }

@@ -138,7 +138,9 @@ fn process_tree(proc_root: &Path, root: u32) -> Vec<u32> {
     agentfs_procs::descendants_in(proc_root, root)
 }
 
-fn socket_inodes(proc_root: &Path, pid: u32) -> Vec<u64> {
+/// The inodes of the sockets process `pid` holds (`socket:[N]` links in
+/// `/proc/PID/fd`).
+pub fn socket_inodes(proc_root: &Path, pid: u32) -> Vec<u64> {
     let Ok(fds) = fs::read_dir(proc_root.join(format!("{pid}/fd"))) else {
         return Vec::new();
     };

@@ -13,12 +13,12 @@
 //! instead, so exec refuses, in one line, and names the instances that do run.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 
 use anyhow::{bail, Result};
 
 use agentfs_contract::{env, layout, rundir};
 
+use super::args::{Cmd, StandIns};
 use crate::app::App;
 use crate::inject::library::EmbeddedShim;
 use crate::inject::preload;
@@ -40,20 +40,10 @@ pub struct ExecArgs {
     /// runs in, else the git branch (or work tree, on a detached HEAD).
     #[arg(long, value_name = "ID")]
     pub instance: Option<String>,
-    /// Put interpreter stand-ins (node, python3, ...) first in PATH (default on macOS).
-    #[arg(long, overrides_with = "no_stand_ins")]
-    pub stand_ins: bool,
-    /// Don't put interpreter stand-ins in PATH (the default on Linux).
-    #[arg(long)]
-    pub no_stand_ins: bool,
-    /// The command to run, after `--`.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
-    pub command: Vec<OsString>,
+    #[command(flatten)]
+    pub stand_ins: StandIns,
+    #[command(flatten)]
+    pub cmd: Cmd,
 }
 
 pub fn run(args: ExecArgs, shim: &EmbeddedShim) -> Result<i32> {
@@ -79,8 +69,8 @@ pub fn run(args: ExecArgs, shim: &EmbeddedShim) -> Result<i32> {
             list(&running)
         );
     }
-    let mut command = tokio::process::Command::new(&args.command[0]);
-    command.args(&args.command[1..]);
+    let mut command = tokio::process::Command::new(&args.cmd.command[0]);
+    command.args(&args.cmd.command[1..]);
     // A client of `id`, never part of whatever app this runs in.
     for var in [env::APP, env::SOCKET, env::HOSTNAME, env::WORKDIR] {
         command.env_remove(var);
@@ -90,7 +80,7 @@ pub fn run(args: ExecArgs, shim: &EmbeddedShim) -> Result<i32> {
         .env(env::RUN_DIR, &run_dir)
         .env(env::INSTANCE, &id);
     let router_port = router_process::running(&home).map(|info| info.port);
-    let stand_ins = preload::wants_stand_ins(args.stand_ins, args.no_stand_ins);
+    let stand_ins = args.stand_ins.wanted();
     preload::set_up(&mut command, shim, &home, stand_ins, router_port)?;
     if from != IdFrom::Flag {
         let why = from.explain().unwrap_or_default();

@@ -3,6 +3,7 @@
 //! the machinery one folder away.
 
 pub mod agent_help;
+pub mod args;
 pub mod bridge;
 pub mod completions;
 pub mod doctor;

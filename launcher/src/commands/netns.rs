@@ -2,25 +2,21 @@
 //! (see `netns/`): `netns-run`, the app wrap supervises; `netns-init`, the
 //! PID namespace's init; `netns-probe`, whether the lane works here.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use crate::netns;
 
+use super::args::Cmd;
+
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The wrap's pid, which the sidecars name as their owner.
     #[arg(long)]
     pub owner: u32,
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
-    pub command: Vec<OsString>,
+    #[command(flatten)]
+    pub cmd: Cmd,
 }
 
 #[derive(Debug, clap::Args)]
@@ -33,19 +29,14 @@ pub struct InitArgs {
     /// The handshake directory `netns-run` made.
     #[arg(long)]
     pub scratch: PathBuf,
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
-    pub command: Vec<OsString>,
+    #[command(flatten)]
+    pub cmd: Cmd,
 }
 
 pub fn run(args: RunArgs) -> Result<i32> {
     #[cfg(target_os = "linux")]
     {
-        netns::outer::run(args.owner, &args.command)
+        netns::outer::run(args.owner, &args.cmd.command)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -61,7 +52,7 @@ pub fn init(args: InitArgs) -> Result<i32> {
             owner: args.owner,
             parent: args.parent,
             scratch: args.scratch,
-            command: args.command,
+            command: args.cmd.command,
         })
     }
     #[cfg(not(target_os = "linux"))]

@@ -217,20 +217,7 @@ fn table(listed: &[Listed], now: SystemTime) -> String {
             l.requests.map_or("-".into(), |r| r.to_string()),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::aligned(&rows, "")
 }
 
 /// `3d4h`, `2h5m`, `4m10s`, `9s`; `-` when the start time is unreadable.

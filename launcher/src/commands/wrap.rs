@@ -15,6 +15,7 @@ use anyhow::Result;
 use agentfs_contract::rundir;
 use agentfs_injectable::{self as injectable, Verdict};
 
+use super::args::{Cmd, StandIns};
 use crate::app::App;
 use crate::inject::library::EmbeddedShim;
 use crate::inject::preload;
@@ -68,14 +69,8 @@ pub struct WrapArgs {
     /// Don't start the router (by default wrap starts one when none runs).
     #[arg(long)]
     pub no_router: bool,
-    /// Put interpreter stand-ins (node, python3, ...) first in PATH, which restore the
-    /// preload variable wherever something strips it (default on macOS, where
-    /// SIP-protected sh and env strip DYLD_INSERT_LIBRARIES).
-    #[arg(long, overrides_with = "no_stand_ins")]
-    pub stand_ins: bool,
-    /// Don't put interpreter stand-ins in PATH (the default on Linux).
-    #[arg(long)]
-    pub no_stand_ins: bool,
+    #[command(flatten)]
+    pub stand_ins: StandIns,
     /// Run the app behind a bridge (a socket forwarding to its TCP port) instead of
     /// preloading the shim. wrap does this by itself for programs that cannot take it.
     #[arg(long)]
@@ -84,14 +79,8 @@ pub struct WrapArgs {
     /// namespace (Linux; the lane is the default where it works).
     #[arg(long)]
     pub no_netns: bool,
-    /// The command to run, after `--`.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
-    pub command: Vec<OsString>,
+    #[command(flatten)]
+    pub cmd: Cmd,
 }
 
 pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
@@ -101,8 +90,8 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     } else {
         start_router(&instance.home)
     };
-    say_what_runs(&instance, &args.command);
-    let program = &args.command[0];
+    say_what_runs(&instance, &args.cmd.command);
+    let program = &args.cmd.command[0];
     let verdict = if args.bridge {
         Verdict::NotInjectable {
             reason: "--bridge was given".to_owned(),
@@ -117,38 +106,28 @@ pub fn run(args: WrapArgs, shim: &EmbeddedShim) -> Result<i32> {
     } = verdict
     {
         if strips_children {
-            eprintln!("agentfs: {}", launcher_hint(&args.command));
+            eprintln!("agentfs: {}", launcher_hint(&args.cmd.command));
         }
         // macOS has no network namespaces: the bridge, as before.
         if args.bridge || args.no_netns || !cfg!(target_os = "linux") {
-            return bridge::run(&instance, &args.command, router_port, &reason);
+            return bridge::run(&instance, &args.cmd.command, router_port, &reason);
         }
         return match netns::probe::available() {
-            Ok(_) => netns::run(&instance, &args.command, router_port, &reason),
+            Ok(_) => netns::run(&instance, &args.cmd.command, router_port, &reason),
             Err(no) => {
                 let reason = format!(
                     "{reason}, and it gets no private network namespace: {} (fix: {})",
                     no.reason, no.fix
                 );
-                bridge::run(&instance, &args.command, router_port, &reason)
+                bridge::run(&instance, &args.cmd.command, router_port, &reason)
             }
         };
     }
     let mut command = tokio::process::Command::new(program);
-    command.args(&args.command[1..]);
-    let stand_ins = preload::wants_stand_ins(args.stand_ins, args.no_stand_ins);
+    command.args(&args.cmd.command[1..]);
+    let stand_ins = args.stand_ins.wanted();
     preload::set_up(&mut command, shim, &instance.home, stand_ins, router_port)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let code = runtime.block_on(async {
-        match App::spawn(&instance, command, router_port, true)? {
-            Ok(app) => app.wait().await,
-            Err(code) => Ok(code),
-        }
-    });
-    instance.remove_stale_files();
-    code
+    App::run(&instance, command, router_port, true)
 }
 
 /// One line: what runs as which instance, and why that instance when it

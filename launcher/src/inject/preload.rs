@@ -17,12 +17,6 @@ use agentfs_tls::{bundle, Ca};
 use super::library::{self, EmbeddedShim};
 use super::stand_ins;
 
-/// Whether to put interpreter stand-ins first in `PATH`: asked for, or the
-/// default on macOS unless refused.
-pub fn wants_stand_ins(asked: bool, refused: bool) -> bool {
-    asked || (cfg!(target_os = "macos") && !refused)
-}
-
 /// Sets `command` up to run with the shim of `home`; returns the shim's path.
 pub fn set_up(
     command: &mut tokio::process::Command,

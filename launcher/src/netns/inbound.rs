@@ -132,16 +132,7 @@ fn program_sockets(init_pid: u32) -> HashSet<u64> {
     agentfs_procs::descendants(init_pid)
         .into_iter()
         .filter(|pid| *pid != init_pid)
-        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
-        .flat_map(|fds| fds.flatten())
-        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-        .filter_map(|target| {
-            let text = target.to_str()?;
-            text.strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
+        .flat_map(|pid| crate::app::procnet::socket_inodes(std::path::Path::new("/proc"), pid))
         .collect()
 }
 

@@ -102,15 +102,5 @@ pub fn run(
         .arg("--")
         .args(cmd);
     crate::inject::preload::trust_the_ca(&mut command, &instance.home);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let code = runtime.block_on(async {
-        match App::spawn(instance, command, router_port, false)? {
-            Ok(app) => app.wait().await,
-            Err(code) => Ok(code),
-        }
-    });
-    instance.remove_stale_files();
-    code
+    App::run(instance, command, router_port, false)
 }

@@ -23,26 +23,8 @@ pub fn table(status: &StackStatus) -> String {
         })
         .collect();
     let header = ["SERVICE", "STATE", "PID", "URL", "DETAIL"].map(String::from);
-    aligned(std::iter::once(header).chain(rows))
-}
-
-fn aligned(rows: impl Iterator<Item = [String; 5]>) -> String {
-    let rows: Vec<[String; 5]> = rows.collect();
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str("  ");
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    let rows: Vec<[String; 5]> = std::iter::once(header).chain(rows).collect();
+    crate::table::aligned(&rows, "  ")
 }
 
 /// What is wrong with `names`: each one's state and why, and for a failed
